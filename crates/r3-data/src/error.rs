@@ -1,0 +1,81 @@
+//! The error type of `r3-data`.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while reading, validating, preparing or writing a dataset.
+///
+/// Every variant names the file (and, where there is one, the line and column) so that a user can open the file
+/// at the offending place; the `hint` fields say how to fix it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O error on a named file.
+    #[error("{path}: {action}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was being done ("open", "read", "write", "rename", ...).
+        action: &'static str,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A malformed record in a CSV, TXT or JSON-lines file.
+    #[error("{path}:{line}: column `{column}`: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line number (physical line where the record starts).
+        line: u64,
+        /// The column (CSV header name, JSON field or "tab-separated field" description).
+        column: String,
+        /// What is wrong and, where possible, how to fix it.
+        message: String,
+    },
+    /// A record that parses but breaks an invariant of the layout (lengths, ids, time order).
+    #[error("{path}:{line}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line number.
+        line: u64,
+        /// The broken invariant.
+        message: String,
+    },
+    /// A required file of the layout is missing.
+    #[error("{path}: missing: {hint}")]
+    Missing {
+        /// The expected file.
+        path: PathBuf,
+        /// How to fix it.
+        hint: String,
+    },
+    /// A bad setting (unknown category, malformed date, out-of-range number).
+    #[error("invalid setting `{key}`: {message}")]
+    Setting {
+        /// The setting's name as the user wrote it (CLI flag or config key).
+        key: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// An I/O error with the file it concerns.
+    pub fn io(path: impl Into<PathBuf>, action: &'static str, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), action, source }
+    }
+
+    /// A parse error at `path:line`, column `column`.
+    pub fn parse(path: impl Into<PathBuf>, line: u64, column: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Parse { path: path.into(), line, column: column.into(), message: message.into() }
+    }
+
+    /// An invariant violation at `path:line`.
+    pub fn invalid(path: impl Into<PathBuf>, line: u64, message: impl Into<String>) -> Self {
+        Error::Invalid { path: path.into(), line, message: message.into() }
+    }
+}

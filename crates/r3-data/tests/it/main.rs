@@ -1,0 +1,8 @@
+//! Integration tests of `r3-data` on the real files of the shared data folder.
+//!
+//! - `layout`: reading, validating and writing the BIGRec/D3/R3 layout (both real datasets, round trips, errors).
+//! - `raw`: raw Amazon 2018 ingestion (the real raw files, a raw set derived from the CDs CSVs, errors).
+
+mod common;
+mod layout;
+mod raw;
