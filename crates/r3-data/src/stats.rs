@@ -125,7 +125,7 @@ impl DatasetStats {
         );
         let _ = writeln!(
             s,
-            "  {:<6} {:>8} {:>8} {:>8} {:>8} {:>9}  {:<23}  history length 0..=10",
+            "  {:<6} {:>8} {:>8} {:>8} {:>8} {:>9}  {:<23}  rows by history length 0, 1, 2, ...",
             "split", "rows", "users", "targets", "cold", "mean hist", "target time (UTC date)"
         );
         for (split, st) in &self.splits {
