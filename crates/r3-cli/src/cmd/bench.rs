@@ -1,0 +1,250 @@
+//! `latentr3 bench prefill|decode`: the speed of the decoder on real text, for comparisons with PyTorch
+//! (`bench/prefill_vs_torch.py`) and across backends.
+//!
+//! The token ids are deterministic real text: the item titles of the CDs test split (`test/CDs_and_Vinyl_5_...csv`,
+//! one per row, in file order) joined with ", ", tokenised without special tokens, and cut into `batch`
+//! consecutive windows of `tokens` ids (`tokens + 1` for `decode`, whose last id is the decoded token).
+//!
+//! - `prefill` times one [`r3_backbone::Backbone::hidden`] pass over `batch × tokens` ids plus the logits of the
+//!   last position of each row (what a prompt costs before decoding).
+//! - `decode` runs one prefill of `tokens` ids per row (not timed), then times one cached step of one token per
+//!   row: embedding, the layers against the cache, and the logits.
+//!
+//! Each timer stops after [`Device::sync`], so queued work is counted on asynchronous backends. The median over
+//! `runs` timed runs (after `warmup` untimed ones) is reported.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, anyhow, bail};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use r3_backbone::{Backbone, BackboneConfig, HiddenInput, KvCache};
+use r3_data::Tokenizer;
+
+use crate::{device, model_source};
+
+/// The split file whose titles make the benchmark text.
+pub const TITLES_SPLIT: &str = "test/CDs_and_Vinyl_5_2015-10-2018-11.csv";
+
+/// `latentr3 bench ...`.
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// One forward pass over batch × tokens ids plus the logits of each row's last position.
+    Prefill(BenchArgs),
+    /// One cached decoding step of one token per row, after a (not timed) prefill of `--tokens` ids.
+    Decode(BenchArgs),
+}
+
+/// Arguments of `latentr3 bench prefill|decode`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// A model id (see `latentr3 model list`), a .gguf file, or a Hugging Face folder.
+    #[arg(long, default_value = "smollm2-135m")]
+    pub model: String,
+    /// Rows processed together.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Tokens per row (the prompt length; for `decode`, the cached length before the step).
+    #[arg(long, default_value_t = 128)]
+    pub tokens: usize,
+    /// Timed runs; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Untimed runs before the timed ones.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// Print one JSON line instead of a sentence.
+    #[arg(long)]
+    pub json: bool,
+    /// The data folder with the CDs test split. Default: $LATENTR3_DATA, else ../shared/datasets/amazon18 beside
+    /// the repository.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Also write the token windows as JSON (`{"windows": [[ids]]}`) to this file, so that another
+    /// implementation can run on exactly the same ids.
+    #[arg(long)]
+    pub dump_ids: Option<PathBuf>,
+    /// The compute backend (default: the first compiled in).
+    #[arg(long, value_enum)]
+    pub backend: Option<device::BackendName>,
+}
+
+/// What is timed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Prefill,
+    Decode,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Prefill => "prefill",
+            Kind::Decode => "decode",
+        }
+    }
+}
+
+/// Runs `latentr3 bench ...`.
+pub fn run(cmd: &BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Prefill(a) => bench(a, Kind::Prefill),
+        BenchCommand::Decode(a) => bench(a, Kind::Decode),
+    }
+}
+
+fn bench(args: &BenchArgs, kind: Kind) -> anyhow::Result<()> {
+    for (name, v) in [("--batch", args.batch), ("--tokens", args.tokens), ("--runs", args.runs)] {
+        if v == 0 {
+            bail!("{name} must be at least 1");
+        }
+    }
+    let dev = device::select(args.backend)?;
+    let source = model_source::resolve(&args.model)?;
+    let data = super::data_dir(args.data.as_ref())?;
+    let width = args.tokens + usize::from(kind == Kind::Decode);
+    // Tokenise first and drop the tokenizer before the weights arrive: the peak memory is then the model's.
+    let windows = token_windows(&model_source::load_tokenizer(&source)?, &data, args.batch, width)?;
+    let loaded = model_source::load_backbone(&source, &dev)?;
+    let (config, model) = (&loaded.config, &loaded.model);
+    if let Some(path) = &args.dump_ids {
+        let json = serde_json::json!({ "model": args.model, "kind": kind.name(), "windows": windows });
+        std::fs::write(path, json.to_string()).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let ids: Vec<i64> = windows.iter().flatten().map(|&t| i64::from(t)).collect();
+    let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [args.batch, width]), &dev); // [B, width]
+
+    let mut times = Vec::with_capacity(args.runs);
+    match kind {
+        Kind::Prefill => {
+            for run in 0..args.warmup + args.runs {
+                let secs = time(&dev, || prefill(model, ids.clone()).1)?;
+                if run >= args.warmup {
+                    times.push(secs);
+                }
+            }
+        }
+        Kind::Decode => {
+            let (cache, _) = prefill(model, ids.clone().narrow(1, 0, args.tokens));
+            sync(&dev)?;
+            let step = ids.narrow(1, args.tokens, 1); // [B, 1]
+            for run in 0..args.warmup + args.runs {
+                let secs = time(&dev, || decode_step(model, step.clone(), cache.clone()))?;
+                if run >= args.warmup {
+                    times.push(secs);
+                }
+            }
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let median = if times.len() % 2 == 1 {
+        times[times.len() / 2]
+    } else {
+        (times[times.len() / 2 - 1] + times[times.len() / 2]) / 2.0
+    };
+    let (new, past) = match kind {
+        Kind::Prefill => (args.tokens, 0),
+        Kind::Decode => (1, args.tokens),
+    };
+    let tokens_per_s = (args.batch * new) as f64 / median;
+    let gflops = forward_flops(config, args.batch, new, past) / median / 1e9;
+    let threads = threads();
+    if args.json {
+        let line = serde_json::json!({
+            "model": args.model,
+            "kind": kind.name(),
+            "batch": args.batch,
+            "tokens": args.tokens,
+            "runs": args.runs,
+            "median_s": median,
+            "min_s": times[0],
+            "tokens_per_s": tokens_per_s,
+            "gflops": gflops,
+            "device": format!("{dev:?}"),
+            "threads": threads,
+        });
+        println!("{line}");
+    } else {
+        let what = match kind {
+            Kind::Prefill => format!("prefill of {} × {} tokens", args.batch, args.tokens),
+            Kind::Decode => format!("decode step of {} rows after {} cached tokens", args.batch, args.tokens),
+        };
+        println!(
+            "{}: {what}: median {:.2} ms over {} runs, {tokens_per_s:.1} tokens/s, {gflops:.1} GFLOP/s ({dev:?}, {threads} threads)",
+            args.model,
+            median * 1e3,
+            args.runs
+        );
+    }
+    Ok(())
+}
+
+/// The benchmark text's ids cut into `batch` consecutive windows of `width` ids (see the module docs).
+fn token_windows(tok: &Tokenizer, data: &Path, batch: usize, width: usize) -> anyhow::Result<Vec<Vec<u32>>> {
+    let path = data.join(TITLES_SPLIT);
+    let rows =
+        r3_data::read_split(&path).with_context(|| format!("reading the benchmark titles {}", path.display()))?;
+    let text = rows.iter().map(|r| r.item_title.as_str()).collect::<Vec<_>>().join(", ");
+    let ids = tok.try_encode(&text)?;
+    if ids.len() < batch * width {
+        bail!(
+            "the benchmark text has {} tokens but {batch} rows of {width} need {}: lower --batch or --tokens",
+            ids.len(),
+            batch * width
+        );
+    }
+    Ok(ids.chunks_exact(width).take(batch).map(<[u32]>::to_vec).collect())
+}
+
+/// One forward pass over `ids` (`[B, L]`) and the logits of the last position: the cache and the logits.
+fn prefill(model: &Backbone, ids: Tensor<2, Int>) -> (KvCache, Tensor<3>) {
+    let l = ids.dims()[1];
+    let out = model.hidden(HiddenInput::new(model.embed(ids)));
+    let logits = model.logits(out.hidden.narrow(1, l - 1, 1)); // [B, 1, V]
+    (out.cache, logits)
+}
+
+/// One cached step: `step` (`[B, 1]`) after the tokens of `cache`; returns the logits `[B, 1, V]`.
+fn decode_step(model: &Backbone, step: Tensor<2, Int>, cache: KvCache) -> Tensor<3> {
+    let out = model.hidden(HiddenInput::new(model.embed(step)).with_cache(Some(cache)));
+    model.logits(out.hidden)
+}
+
+fn sync(dev: &Device) -> anyhow::Result<()> {
+    dev.sync().map_err(|e| anyhow!("the device failed: {e:?}"))
+}
+
+/// Seconds taken by `work`, including the device work it queued; its result is dropped after the timer stops.
+fn time<T>(dev: &Device, work: impl FnOnce() -> T) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let result = work();
+    sync(dev)?;
+    let secs = start.elapsed().as_secs_f64();
+    drop(result);
+    Ok(secs)
+}
+
+/// The CPU threads of the flex backend (rayon): `RAYON_NUM_THREADS`, else the available parallelism.
+fn threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// The floating-point operations of one forward of `new` tokens per row after `past` cached ones, for `batch`
+/// rows, with the logits of one position per row: `2 · multiply-adds` of every matmul that runs.
+///
+/// Per token and layer, the projections and the MLP: `2·(d·H·h + 2·d·K·h + H·h·d + 3·d·f)` (the usual
+/// `2 · parameters`, counting only the layers' matrices: the embedding is a lookup, and the LM head runs once per
+/// row, `2·d·V`). Attention adds `2·2·H·h` per (query, key) pair, and the whole `new × (past + new)` block is
+/// computed (masked scores too). Norms, RoPE, softmax and SiLU are not counted.
+pub fn forward_flops(c: &BackboneConfig, batch: usize, new: usize, past: usize) -> f64 {
+    let (d, f, v) = (c.hidden_size as f64, c.intermediate_size as f64, c.vocab_size as f64);
+    let (q, kv) = ((c.n_heads * c.head_dim) as f64, (c.n_kv_heads * c.head_dim) as f64);
+    let per_token = 2.0 * (d * q + 2.0 * d * kv + q * d + 3.0 * d * f);
+    let attention = 4.0 * q * (new * (past + new)) as f64;
+    let per_row = c.n_layers as f64 * (new as f64 * per_token + attention) + 2.0 * d * v;
+    batch as f64 * per_row
+}
