@@ -8,7 +8,7 @@ For each model it measures
   - decode: one cached decoding step of one token per row after a prefill of `tokens` ids (batch 10), timing only
     the step;
 each with warm-up runs and the median of several timed runs, and prints a Markdown table: our tokens/s, torch
-tokens/s, their ratio, and our GFLOP/s (the FLOP count of `latentr3 bench`).
+tokens/s, their ratio, and the GFLOP/s of both (the FLOP count of `latentr3 bench`).
 
 The ids are the item titles of the CDs test split joined with ", ": `latentr3 bench --dump-ids` writes the windows
 it used, this script re-tokenises the same text with the Hugging Face tokenizer that `transformers` builds from the
@@ -209,6 +209,8 @@ def main() -> None:
                 "model": model_id, "kind": kind, "batch": batch, "tokens": tokens, "runs": runs,
                 "ours_median_s": mine["median_s"], "ours_tokens_per_s": mine["tokens_per_s"],
                 "ours_gflops": mine["gflops"], "torch_median_s": secs, "torch_tokens_per_s": torch_tps,
+                # The same FLOP count over torch's time.
+                "torch_gflops": mine["gflops"] * mine["median_s"] / secs,
                 "ratio": mine["tokens_per_s"] / torch_tps, "threads": args.threads,
                 "torch": torch.__version__, "device": mine["device"], "loadavg_1min": os.getloadavg()[0],
             }
@@ -220,12 +222,14 @@ def main() -> None:
         args.json_out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     print(f"\nCPU, {args.threads} threads, f32; torch {torch.__version__}; median of the timed runs after "
           f"{args.warmup} warm-up run(s)\n")
-    print("| model | kind | batch × tokens | ours tokens/s | torch tokens/s | ours / torch | ours GFLOP/s |")
-    print("|---|---|---|---:|---:|---:|---:|")
+    print("| model | kind | batch × tokens | ours tokens/s | torch tokens/s | ours / torch | ours GFLOP/s | "
+          "torch GFLOP/s |")
+    print("|---|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
         shape = f"{r['batch']} × {r['tokens']}" + (" (+1 step)" if r["kind"] == "decode" else "")
         print(f"| {r['model']} | {r['kind']} | {shape} | {r['ours_tokens_per_s']:.1f} | "
-              f"{r['torch_tokens_per_s']:.1f} | {r['ratio']:.2f} | {r['ours_gflops']:.1f} |")
+              f"{r['torch_tokens_per_s']:.1f} | {r['ratio']:.2f} | {r['ours_gflops']:.1f} | "
+              f"{r['torch_gflops']:.1f} |")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@
 //!
 //! f16 and bf16 files are cast to the parameter dtype (the device's default float type unless
 //! [`LoadOptions::dtype`] says otherwise) tensor by tensor as they are read, so the peak memory is the model in
-//! its dtype plus one tensor (and the pages of the memory-mapped file the kernel keeps cached).
+//! its dtype plus the copies of the one tensor being converted (and the pages of the memory-mapped file).
 
 use std::collections::HashSet;
 use std::io::ErrorKind;
