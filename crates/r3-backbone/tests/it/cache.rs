@@ -9,7 +9,7 @@ use burn::tensor::{Bool, Int, Tensor, TensorData};
 use r3_backbone::{Backbone, HiddenInput, KvCache, greedy_generate};
 
 use crate::common::golden_dir;
-use crate::forward_golden::{load, test_device};
+use crate::common::{load, test_device};
 
 const TOL: f32 = 1e-4;
 

@@ -1,15 +1,23 @@
-//! Helpers shared by the integration tests: where the shared folder and the fetched models are.
+//! Helpers shared by the integration tests: the device, where the shared folder and the fetched models are.
 
 use std::path::PathBuf;
 
-/// The repository root.
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).ancestors().find(|p| p.join("crates").is_dir()).unwrap().to_path_buf()
+use burn::tensor::Device;
+use r3_backbone::{LoadedBackbone, load_gguf};
+
+/// The device of the integration tests: the flex CPU backend in f32.
+pub fn test_device() -> Device {
+    Device::flex()
+}
+
+/// Loads the fetched GGUF model `id` on [`test_device`].
+pub fn load(id: &str) -> LoadedBackbone {
+    load_gguf(&model_path(id), &test_device()).unwrap_or_else(|e| panic!("loading {id}: {e}"))
 }
 
 /// The shared golden folder.
 pub fn golden_dir() -> PathBuf {
-    let dir = repo_root().join("..").join("shared").join("golden");
+    let dir = r3_data::repo_root().expect("the repository root").join("..").join("shared").join("golden");
     assert!(dir.is_dir(), "the shared golden folder {} is missing", dir.display());
     dir
 }
@@ -20,10 +28,7 @@ pub fn golden_dir() -> PathBuf {
 /// When the model has not been fetched: CI fetches it before the tests (`cargo xtask ci`); by hand, run
 /// `cargo run -p r3-cli -- model fetch {id}`.
 pub fn model_path(id: &str) -> PathBuf {
-    let cache = std::env::var_os("LATENTR3_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache").join("latentr3").join("models")
-    });
-    let p = cache.join(format!("{id}.gguf"));
+    let p = r3_backbone::fetch::cached_path(id);
     assert!(
         p.is_file(),
         "model `{id}` is not fetched ({} missing): run `cargo run -p r3-cli -- model fetch {id}`",

@@ -5,21 +5,11 @@
 //! absolute). `qwen2.5-coder-1.5b` runs only with `R3_SLOW=1`.
 
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Device, Int, Tensor, TensorData};
-use r3_backbone::{HiddenInput, LoadedBackbone, load_gguf};
+use burn::tensor::{Int, Tensor, TensorData};
+use r3_backbone::{HiddenInput, LoadedBackbone};
 use serde_json::Value;
 
-use crate::common::{golden_dir, model_path};
-
-/// The device of the integration tests: the flex CPU backend in f32.
-pub fn test_device() -> Device {
-    Device::flex()
-}
-
-/// Loads the fetched GGUF model `id` on [`test_device`].
-pub fn load(id: &str) -> LoadedBackbone {
-    load_gguf(&model_path(id), &test_device()).unwrap_or_else(|e| panic!("loading {id}: {e}"))
-}
+use crate::common::{golden_dir, load, test_device};
 
 /// Tolerances of `golden/README.md`.
 const LOGITS_ABS: f32 = 2e-3;

@@ -18,7 +18,7 @@ use r3_backbone::{
 use r3_data::{BpeVocab, PreTokenizerKind, Tokenizer};
 
 use crate::common::model_path;
-use crate::forward_golden::test_device;
+use crate::common::test_device;
 
 /// Strings whose ids must survive the export: plain text, digits, a control token, non-ASCII and whitespace.
 const TEXTS: [&str; 5] = [
