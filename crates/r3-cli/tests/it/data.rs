@@ -4,14 +4,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn data_root() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .find(|p| p.join("crates").is_dir())
-        .unwrap()
-        .to_path_buf();
-    let dir = root.join("..").join("shared").join("datasets").join("amazon18");
-    assert!(dir.is_dir(), "the shared data folder {} is missing: the tests read the real data", dir.display());
-    dir
+    r3_data::shared_data_dir().expect("the shared data folder ../shared/datasets/amazon18 beside the repository")
 }
 
 fn stats_json(stem: &str) -> serde_json::Value {

@@ -11,11 +11,7 @@ const KS: [usize; 5] = [1, 3, 5, 10, 20];
 
 /// The shared data folder beside the repository root (the ancestor of this crate that holds `crates/`).
 fn data_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let root = manifest.ancestors().find(|p| p.join("crates").is_dir()).expect("the repository root holds crates/");
-    let dir = root.join("..").join("shared").join("datasets").join("amazon18");
-    assert!(dir.is_dir(), "the shared data folder {} is missing: the tests read the real data", dir.display());
-    dir
+    r3_data::shared_data_dir().expect("the shared data folder ../shared/datasets/amazon18 beside the repository")
 }
 
 /// The CDs catalogue and test split.
