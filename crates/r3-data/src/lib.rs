@@ -16,6 +16,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod encode;
 mod error;
 mod layout;
 mod paths;
@@ -25,6 +26,7 @@ pub mod raw;
 mod stats;
 pub mod tokenizer;
 
+pub use encode::{EncodedSample, SftBatch, Template};
 pub use error::{Error, Result};
 pub use layout::{COLUMNS, Catalogue, Dataset, Interaction, ItemId, Split, read_split, write_atomic, write_split};
 pub use paths::{DATA_DIR_ENV, default_data_dir, repo_root, shared_data_dir};

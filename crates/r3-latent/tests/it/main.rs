@@ -1,0 +1,1 @@
+//! Integration tests of r3-latent on the real checkpoints and data (one module per topic).
