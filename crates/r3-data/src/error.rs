@@ -87,6 +87,24 @@ pub enum Error {
         /// The supported names and what to do.
         hint: String,
     },
+    /// A sample whose target and thought tokens leave no room for a prompt token within the cutoff.
+    #[error(
+        "the sample of user `{user_id}` with target `{title}` does not fit the cutoff: {target_tokens} target and \
+         {n_thought} thought token(s) leave no room for the prompt in {cutoff} tokens; raise `cutoff` (official: 512) \
+         or drop the sample"
+    )]
+    SampleTooLong {
+        /// The user of the sample.
+        user_id: String,
+        /// The target title.
+        title: String,
+        /// The number of target tokens (EOS included).
+        target_tokens: usize,
+        /// The number of thought tokens.
+        n_thought: usize,
+        /// The cutoff.
+        cutoff: usize,
+    },
 }
 
 /// `Result` with this crate's [`Error`].

@@ -7,6 +7,8 @@
 //! - [`raw`] turns Amazon 2018 review and metadata files into the layout, as the official `process.py` does.
 //! - [`Tokenizer`] is the byte-level BPE tokenizer (built from a GGUF [`BpeVocab`] or a HF `tokenizer.json`): the
 //!   only place that turns text into ids.
+//! - [`Encoder`] turns an [`Interaction`] into an [`EncodedSample`] (the R3 prompt, `<|Thought|>` tokens, the target
+//!   `encode('"' + title + '"\n') + [eos]` shared with the decoding trie), and samples into an [`SftBatch`].
 //!
 //! ```
 //! use r3_data::{Catalogue, pylit};
@@ -26,7 +28,10 @@ pub mod raw;
 mod stats;
 pub mod tokenizer;
 
-pub use encode::{EncodedSample, SftBatch, Template};
+pub use encode::{
+    CATEGORY_WORDS, EncodedSample, Encoder, EncoderConfig, FullSequences, SftBatch, THOUGHT_TOKEN, Template,
+    category_word,
+};
 pub use error::{Error, Result};
 pub use layout::{COLUMNS, Catalogue, Dataset, Interaction, ItemId, Split, read_split, write_atomic, write_split};
 pub use paths::{DATA_DIR_ENV, default_data_dir, repo_root, shared_data_dir};

@@ -339,7 +339,8 @@ impl Tokenizer {
     /// Reads a Hugging Face `tokenizer.json`.
     ///
     /// The special ids come, for each of bos, eos and pad, from the first of: the token named in the neighbouring
-    /// `tokenizer_config.json` (`bos_token`, `eos_token`, `pad_token`: a string or `{"content": ...}`); the id in the
+    /// `tokenizer_config.json` (`bos_token`, `eos_token`, `pad_token`: a string or `{"content": ...}`; an explicit
+    /// `"bos_token": null` means no BOS); the id in the
     /// neighbouring `config.json` (`bos_token_id`, ...; the first of a list); for bos, the special token the
     /// post-processor puts first; a well-known name (`<|begin_of_text|>`, `<s>`, `<bos>` for bos;
     /// `<|end_of_text|>`, `</s>`, `<eos>` for eos). `add_bos` is `tokenizer_config.json`'s `add_bos_token`, else
@@ -376,6 +377,11 @@ impl Tokenizer {
         let resolve = |field: &str, well_known: &[&str]| -> Result<Option<u32>> {
             if let Some((p, cfg)) = &tokenizer_config {
                 let name = match cfg.get(format!("{field}_token")) {
+                    // An explicit `"bos_token": null` means no BOS (Qwen2.5), as `transformers` reads it: the
+                    // `bos_token_id` of config.json describes the model, and the prompt encoding puts BOS first
+                    // whenever the tokenizer has one. (A null eos still falls back to config.json: the targets
+                    // need an EOS.)
+                    Some(serde_json::Value::Null) if field == "bos" => return Ok(None),
                     Some(serde_json::Value::String(s)) => Some(s.as_str()),
                     Some(serde_json::Value::Object(o)) => o.get("content").and_then(|c| c.as_str()),
                     _ => None,

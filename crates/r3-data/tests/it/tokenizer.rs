@@ -169,6 +169,10 @@ fn tokenizer_json_round_trip_keeps_ids_and_special_tokens() {
     std::fs::write(dir.path().join("config.json"), r#"{"bos_token_id": 261, "eos_token_id": [260, 261]}"#).unwrap();
     let back = Tokenizer::from_file(&path).unwrap();
     assert_eq!((back.bos_id(), back.eos_id()), (Some(261), Some(260)));
+    // An explicit `"bos_token": null` (Qwen2.5 on the hub) means no BOS, whatever config.json says.
+    std::fs::write(dir.path().join("tokenizer_config.json"), r#"{"bos_token": null, "eos_token": null}"#).unwrap();
+    let back = Tokenizer::from_file(&path).unwrap();
+    assert_eq!((back.bos_id(), back.eos_id()), (None, Some(260)));
 }
 
 #[test]
