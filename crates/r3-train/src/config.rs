@@ -1,0 +1,576 @@
+//! Run configuration: plain serde structs read from TOML, with `--set key.sub=value` overrides.
+//!
+//! Every field has an explicit default whose doc gives its source (\[CODE\] = the official R3 code,
+//! `src/latent/latent_attention_train.py` and the HF `TrainingArguments` it sets; \[PAPER\] = the paper; \[OURS\] =
+//! a choice of this reproduction). Unknown keys are errors that name the key and list the valid ones; values of
+//! the wrong type are errors that name the key. Overrides are applied to the TOML value tree before it is
+//! deserialised, so they go through exactly the same checks as the file.
+//!
+//! These structs are never burn `Config`s (STYLE.md §4): burn's `#[config(default)]` values are not applied by
+//! serde and burn configs ignore unknown keys.
+
+use std::path::Path;
+
+use r3_data::Template;
+use serde::{Deserialize, Serialize};
+use toml::{Table, Value};
+
+use crate::error::{Error, Result};
+
+/// The whole configuration of an SFT run (BIGRec, or the LatentR³ warm-up stage, PAPER.md §4 stage 1).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SftConfig {
+    /// The backbone and how it is adapted.
+    pub model: ModelConfig,
+    /// The dataset and the prompt.
+    pub data: DataConfig,
+    /// The LatentRATT layer.
+    pub latent: LatentConfig,
+    /// The optimisation.
+    pub train: TrainConfig,
+    /// Where the run writes its folder.
+    pub run: RunConfig,
+}
+
+/// `[model]`: the backbone.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// A model id of `r3_backbone::fetch::MODELS`, a `.gguf` file or a Hugging Face folder. \[OURS\]
+    /// `qwen2.5-coder-1.5b` (the paper uses Qwen2.5-1.5B; the Coder variant is the cached one of the same size).
+    pub id: String,
+    /// The compute dtype. \[CODE\] bf16 on GPU; `auto` = bf16 on a GPU device, f32 on CPU (flex emulates bf16).
+    pub dtype: Dtype,
+    /// LoRA adapters instead of full fine-tuning (off by default: \[CODE\] trains all parameters).
+    pub lora: LoraConfig,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig { id: "qwen2.5-coder-1.5b".into(), dtype: Dtype::Auto, lora: LoraConfig::default() }
+    }
+}
+
+/// The compute dtype of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dtype {
+    /// bf16 on GPU devices, f32 on the CPU.
+    Auto,
+    /// 32-bit floats.
+    F32,
+    /// bfloat16.
+    Bf16,
+}
+
+/// `[model.lora]`: LoRA adapters through burn's `Module::apply_lora` (see [`crate::lora`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoraConfig {
+    /// Whether to train LoRA adapters (and LatentRATT) instead of all parameters. \[OURS\] `false`.
+    pub enabled: bool,
+    /// The adapter rank r. \[OURS\] 16.
+    pub rank: usize,
+    /// The scale numerator α (the update is `α / r · A·B`). \[OURS\] 32.
+    pub alpha: f64,
+    /// Regular expressions over burn module paths of the 2-D weights that get adapters; parameters matching none
+    /// stay trainable (LatentRATT, norms, biases are then trained in full unless `freeze_others`). \[OURS\] the
+    /// attention and MLP projections of the decoder layers.
+    pub targets: Vec<String>,
+    /// Whether the parameters that match no target are frozen too (classic LoRA). \[OURS\] `true`.
+    pub freeze_others: bool,
+    /// Regular expressions of parameters that stay trainable even with `freeze_others` (LatentRATT must learn).
+    /// \[OURS\] `latent`, matching the LatentRATT module of the latent model.
+    pub trainable: Vec<String>,
+}
+
+impl Default for LoraConfig {
+    fn default() -> Self {
+        LoraConfig {
+            enabled: false,
+            rank: 16,
+            alpha: 32.0,
+            targets: vec![r"layers\.[0-9]+\.(attention|self_attn|attn|mlp)\..*weight$".into()],
+            freeze_others: true,
+            trainable: vec![r"latent".into()],
+        }
+    }
+}
+
+/// `[data]`: the dataset, the prompt and the sample selection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// The dataset root (holding `train/`, `valid/`, `test/`, `info/`); empty = `r3_data::shared_data_dir()`.
+    /// \[OURS\] empty.
+    pub dir: String,
+    /// The file stem of the split files, e.g. `CDs_and_Vinyl_5_2015-10-2018-11`. \[OURS\] empty (must be set).
+    pub stem: String,
+    /// The category word of the prompt (PAPER.md §2); empty = derived from the stem's category. \[CODE\]
+    /// `category_dict`.
+    pub category: String,
+    /// The prompt wording. \[CODE\] `paper` (the official text with its typos).
+    pub template: Template,
+    /// The number of latent `<|Thought|>` tokens N. \[CODE\] 1 (the paper's length study varies it).
+    pub n_thought: usize,
+    /// Train without latent tokens (BIGRec, the "w/o reasoning" ablation); overrides `n_thought`. \[OURS\] false.
+    pub no_latent: bool,
+    /// The maximum sequence length in tokens; longer prompts are left-truncated. \[CODE\] `cutoff_len = 512`.
+    pub cutoff: usize,
+    /// Train on a seeded random subset of N training samples; 0 = all of them. \[CODE\] `--sample -1` (all) in
+    /// `scripts/latent_train.sh`. The subset is [`seeded_subset`] with `train.seed`.
+    pub sample: usize,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            dir: String::new(),
+            stem: String::new(),
+            category: String::new(),
+            template: Template::Paper,
+            n_thought: 1,
+            no_latent: false,
+            cutoff: 512,
+            sample: 0,
+        }
+    }
+}
+
+/// `[latent]`: the LatentRATT layer (PAPER.md §3).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LatentConfig {
+    /// The RoPE base of LatentRATT. \[CODE\] 1000 (not the backbone's).
+    pub rope_base: f64,
+    /// The standard deviation of the initial W_q, W_k, W_v (biases start at 0). \[CODE\] 0.02.
+    pub init_std: f64,
+}
+
+impl Default for LatentConfig {
+    fn default() -> Self {
+        LatentConfig { rope_base: 1000.0, init_std: 0.02 }
+    }
+}
+
+/// `[train]`: the optimisation (PAPER.md §4 stage 1, \[CODE\] hyper-parameters).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// The peak learning rate. \[CODE\] `lr = 3e-4`.
+    pub lr: f64,
+    /// The global batch: samples per optimizer step. \[CODE\] `batch_size = 128`.
+    pub batch: usize,
+    /// Samples per forward/backward pass; `batch / micro_batch` micro-batches are accumulated per step. \[CODE\]
+    /// `micro_batch_size = 4`.
+    pub micro_batch: usize,
+    /// The maximum number of epochs. \[CODE\] `num_epochs = 3`.
+    pub epochs: usize,
+    /// Linear warm-up steps from 0 to `lr`, then linear decay to 0 at the last step. \[CODE\] `warmup_steps = 20`.
+    pub warmup: u64,
+    /// AdamW's decoupled weight decay. \[CODE\] 0 (`TrainingArguments` default).
+    pub weight_decay: f64,
+    /// The maximum global L2 norm of all gradients together (HF `max_grad_norm`); 0 = no clipping. \[CODE\] 1.0.
+    pub clip: f64,
+    /// Early stopping: stop after this many evaluations without improvement of the validation loss; 0 = never.
+    /// \[CODE\] `EarlyStoppingCallback(early_stopping_patience=1)`.
+    pub patience: usize,
+    /// The seed of the epoch shuffles and of the training subset. \[CODE\] `seed = 0`.
+    pub seed: u64,
+    /// Stop after this many optimizer steps (and decay the schedule over them); 0 = no limit. \[OURS\] 0.
+    pub max_steps: u64,
+    /// Also evaluate (and checkpoint) every this many steps; 0 = only at epoch ends. \[CODE\] 0
+    /// (`eval_strategy = "epoch"`).
+    pub eval_every: u64,
+    /// Write a resumable checkpoint every this many steps (besides every evaluation); 0 = only at evaluations.
+    /// \[OURS\] 50.
+    pub checkpoint_every: u64,
+    /// AdamW β₁. \[CODE\] 0.9 (`adamw_torch` default).
+    pub beta1: f64,
+    /// AdamW β₂. \[CODE\] 0.999 (`adamw_torch` default).
+    pub beta2: f64,
+    /// AdamW ε. \[CODE\] 1e-8 (`adamw_torch` default; burn's own default is 1e-5).
+    pub eps: f64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            lr: 3e-4,
+            batch: 128,
+            micro_batch: 4,
+            epochs: 3,
+            warmup: 20,
+            weight_decay: 0.0,
+            clip: 1.0,
+            patience: 1,
+            seed: 0,
+            max_steps: 0,
+            eval_every: 0,
+            checkpoint_every: 50,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        }
+    }
+}
+
+/// `[run]`: the run folder.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// The folder of the run, or its parent when `timestamped`. \[OURS\] `runs/sft` (STYLE.md §9).
+    pub output_dir: String,
+    /// Whether the run folder is `output_dir/<UTC timestamp>` (`YYYYMMDD-HHMMSS`) rather than `output_dir`
+    /// itself. \[OURS\] true.
+    pub timestamped: bool,
+    /// How many step checkpoints to keep besides the best one. \[OURS\] 2 (HF `save_total_limit = 2`).
+    pub keep_checkpoints: usize,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig { output_dir: "runs/sft".into(), timestamped: true, keep_checkpoints: 2 }
+    }
+}
+
+impl SftConfig {
+    /// Reads a TOML file and applies `--set key=value` overrides (see [`SftConfig::from_toml_str`]).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be read, and the errors of [`SftConfig::from_toml_str`].
+    pub fn from_file(path: &Path, overrides: &[String]) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "read config", e))?;
+        Self::from_toml_str(&text, &path.display().to_string(), overrides)
+    }
+
+    /// Parses TOML text (`origin` names it in errors), applies the overrides in order, deserialises and
+    /// validates. An override is `dotted.key=value`; the value is parsed as a TOML literal (`3e-4`, `true`,
+    /// `"x"`, `[1, 2]`) and taken as a plain string when it is not one (`template=corrected`).
+    ///
+    /// # Errors
+    /// [`Error::Toml`] for invalid TOML, [`Error::UnknownKey`] naming an unknown key (from the file or an
+    /// override) with the valid keys, [`Error::BadValue`] naming a key with a value of the wrong type or out of
+    /// range, [`Error::Override`] for a malformed override.
+    pub fn from_toml_str(text: &str, origin: &str, overrides: &[String]) -> Result<Self> {
+        let mut tree: Table =
+            toml::from_str(text).map_err(|e| Error::Toml { origin: origin.into(), message: e.to_string() })?;
+        let schema = schema()?;
+        check_keys(&tree, &schema, "", origin)?;
+        for arg in overrides {
+            let (key, value) = parse_override(arg)?;
+            let path: Vec<&str> = key.split('.').collect();
+            check_path(&path, &schema, &format!("--set {arg}"))?;
+            set_path(&mut tree, &path, value, arg)?;
+        }
+        let config = deserialize(tree, &schema, origin)?;
+        config.validate(origin)?;
+        Ok(config)
+    }
+
+    /// The resolved configuration as TOML (every key, defaults included): the `config.resolved.toml` of a run.
+    ///
+    /// # Errors
+    /// [`Error::BadValue`] if a value cannot be written as TOML (a non-finite float).
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string_pretty(self).map_err(|e| Error::BadValue {
+            origin: "<resolved config>".into(),
+            key: "<root>".into(),
+            message: format!("cannot be written as TOML: {e}"),
+        })
+    }
+
+    /// The number of latent tokens actually used: 0 with `data.no_latent`, else `data.n_thought`.
+    pub fn n_thought(&self) -> usize {
+        if self.data.no_latent { 0 } else { self.data.n_thought }
+    }
+
+    /// Checks the values that deserialise but cannot be trained with, naming the key and the fix.
+    ///
+    /// # Errors
+    /// [`Error::BadValue`] for the first offending key.
+    pub fn validate(&self, origin: &str) -> Result<()> {
+        let bad = |key: &str, message: String| Err(Error::BadValue { origin: origin.into(), key: key.into(), message });
+        let t = &self.train;
+        if !(t.lr.is_finite() && t.lr > 0.0) {
+            return bad("train.lr", format!("must be a positive number, got {}", t.lr));
+        }
+        if t.batch == 0 || t.micro_batch == 0 {
+            return bad("train.batch", "`train.batch` and `train.micro_batch` must be at least 1".into());
+        }
+        if !t.batch.is_multiple_of(t.micro_batch) {
+            return bad(
+                "train.micro_batch",
+                format!(
+                    "`train.batch` = {} is not a multiple of `train.micro_batch` = {}: choose a micro-batch that \
+                     divides the batch (e.g. {})",
+                    t.batch,
+                    t.micro_batch,
+                    largest_divisor_at_most(t.batch, t.micro_batch)
+                ),
+            );
+        }
+        if t.epochs == 0 {
+            return bad("train.epochs", "must be at least 1".into());
+        }
+        if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
+            return bad("train.weight_decay", format!("must be ≥ 0, got {}", t.weight_decay));
+        }
+        if !(t.clip.is_finite() && t.clip >= 0.0) {
+            return bad("train.clip", format!("must be ≥ 0 (0 = no clipping), got {}", t.clip));
+        }
+        for (key, v) in [("train.beta1", t.beta1), ("train.beta2", t.beta2)] {
+            if !(0.0..1.0).contains(&v) {
+                return bad(key, format!("must be in [0, 1), got {v}"));
+            }
+        }
+        if !(t.eps.is_finite() && t.eps > 0.0) {
+            return bad("train.eps", format!("must be a positive number, got {}", t.eps));
+        }
+        let d = &self.data;
+        if d.cutoff == 0 {
+            return bad("data.cutoff", "must be at least 1 token".into());
+        }
+        if !d.no_latent && d.n_thought == 0 {
+            return bad(
+                "data.n_thought",
+                "is 0: use at least one latent token, or set `data.no_latent = true` for BIGRec".into(),
+            );
+        }
+        if self.model.id.is_empty() {
+            return bad("model.id", "is empty: give a model id, a .gguf file or a Hugging Face folder".into());
+        }
+        let l = &self.model.lora;
+        if l.enabled && l.rank == 0 {
+            return bad("model.lora.rank", "must be at least 1".into());
+        }
+        if l.enabled && !(l.alpha.is_finite() && l.alpha > 0.0) {
+            return bad("model.lora.alpha", format!("must be a positive number, got {}", l.alpha));
+        }
+        if !(self.latent.rope_base.is_finite() && self.latent.rope_base > 0.0) {
+            return bad("latent.rope_base", format!("must be a positive number, got {}", self.latent.rope_base));
+        }
+        if !(self.latent.init_std.is_finite() && self.latent.init_std >= 0.0) {
+            return bad("latent.init_std", format!("must be ≥ 0, got {}", self.latent.init_std));
+        }
+        if self.run.output_dir.is_empty() {
+            return bad("run.output_dir", "is empty: give the folder of the run".into());
+        }
+        if self.run.keep_checkpoints == 0 {
+            return bad(
+                "run.keep_checkpoints",
+                "must be at least 1 (the latest checkpoint is needed to resume)".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `n` samples drawn without replacement from `0..len`, in draw order: `random.seed(seed)` then the first `n`
+/// indices of `random.shuffle(list(range(len)))` (CPython's generator, [`r3_data::raw::PyRandom`]). `n = 0` or
+/// `n ≥ len` keeps every index in order.
+pub fn seeded_subset(len: usize, n: usize, seed: u64) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..len).collect();
+    if n == 0 || n >= len {
+        return idx;
+    }
+    r3_data::raw::PyRandom::seed(seed).shuffle(&mut idx);
+    idx.truncate(n);
+    idx
+}
+
+fn largest_divisor_at_most(n: usize, k: usize) -> usize {
+    (1..=k.min(n)).rev().find(|d| n.is_multiple_of(*d)).unwrap_or(1)
+}
+
+/// The key tree of the defaults: every valid key, with a value of its type.
+fn schema() -> Result<Table> {
+    let text = SftConfig::default().to_toml()?;
+    toml::from_str(&text).map_err(|e| Error::Toml { origin: "<defaults>".into(), message: e.to_string() })
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() { key.to_string() } else { format!("{prefix}.{key}") }
+}
+
+fn valid_keys(schema: &Table, prefix: &str) -> String {
+    let keys: Vec<String> = schema.keys().map(|k| format!("`{}`", join(prefix, k))).collect();
+    keys.join(", ")
+}
+
+/// Checks that every key of `tree` exists in `schema`, recursing into tables that are tables in both.
+fn check_keys(tree: &Table, schema: &Table, prefix: &str, origin: &str) -> Result<()> {
+    for (key, value) in tree {
+        let full = join(prefix, key);
+        match schema.get(key) {
+            None => {
+                return Err(Error::UnknownKey { origin: origin.into(), key: full, valid: valid_keys(schema, prefix) });
+            }
+            Some(Value::Table(sub)) => match value {
+                Value::Table(t) => check_keys(t, sub, &full, origin)?,
+                other => {
+                    return Err(Error::BadValue {
+                        origin: origin.into(),
+                        key: full.clone(),
+                        message: format!("is a section: write `[{full}]` with keys inside, not a {}", other.type_str()),
+                    });
+                }
+            },
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Checks that a dotted override path names a key of the schema.
+fn check_path(path: &[&str], schema: &Table, origin: &str) -> Result<()> {
+    let mut table = schema;
+    let mut prefix = String::new();
+    for (i, key) in path.iter().enumerate() {
+        let full = join(&prefix, key);
+        match table.get(*key) {
+            None => {
+                return Err(Error::UnknownKey { origin: origin.into(), key: full, valid: valid_keys(table, &prefix) });
+            }
+            Some(Value::Table(sub)) if i + 1 < path.len() => table = sub,
+            Some(Value::Table(_)) => {
+                return Err(Error::BadValue {
+                    origin: origin.into(),
+                    key: full,
+                    message: format!("is a section: set one of its keys: {}", valid_keys(table, &prefix)),
+                });
+            }
+            Some(_) if i + 1 < path.len() => {
+                return Err(Error::UnknownKey {
+                    origin: origin.into(),
+                    key: path.join("."),
+                    valid: format!("none: `{full}` is a value, not a section"),
+                });
+            }
+            Some(_) => {}
+        }
+        prefix = full;
+    }
+    Ok(())
+}
+
+/// Splits `key=value` and parses the value as a TOML literal, else as a plain string.
+fn parse_override(arg: &str) -> Result<(String, Value)> {
+    let Some((key, raw)) = arg.split_once('=') else {
+        return Err(Error::Override { arg: arg.into(), message: "expected `section.key=value`".into() });
+    };
+    let key = key.trim();
+    if key.is_empty() || key.split('.').any(str::is_empty) {
+        return Err(Error::Override { arg: arg.into(), message: "the key is empty or has an empty part".into() });
+    }
+    let raw = raw.trim();
+    let value = match toml::from_str::<Table>(&format!("v = {raw}")) {
+        Ok(mut t) => t.remove("v").unwrap_or_else(|| Value::String(raw.into())),
+        Err(_) => Value::String(raw.into()),
+    };
+    Ok((key.into(), value))
+}
+
+fn set_path(tree: &mut Table, path: &[&str], value: Value, arg: &str) -> Result<()> {
+    let (last, parents) =
+        path.split_last().ok_or_else(|| Error::Override { arg: arg.into(), message: "empty key".into() })?;
+    let mut table = tree;
+    for key in parents {
+        let entry = table.entry(key.to_string()).or_insert_with(|| Value::Table(Table::new()));
+        table = match entry {
+            Value::Table(t) => t,
+            other => {
+                return Err(Error::Override {
+                    arg: arg.into(),
+                    message: format!("`{key}` is a {} in the file, not a section", other.type_str()),
+                });
+            }
+        };
+    }
+    table.insert(last.to_string(), value);
+    Ok(())
+}
+
+/// Deserialises the tree; on failure, finds the first leaf whose value alone breaks the defaults, to name it.
+fn deserialize(tree: Table, schema: &Table, origin: &str) -> Result<SftConfig> {
+    match Value::Table(tree.clone()).try_into::<SftConfig>() {
+        Ok(c) => Ok(c),
+        Err(e) => {
+            let mut leaves = Vec::new();
+            collect_leaves(&tree, &mut Vec::new(), &mut leaves);
+            for (path, value) in leaves {
+                let mut probe = schema.clone();
+                let parts: Vec<&str> = path.iter().map(String::as_str).collect();
+                if set_path(&mut probe, &parts, value.clone(), "").is_err() {
+                    continue;
+                }
+                if let Err(leaf_err) = Value::Table(probe).try_into::<SftConfig>() {
+                    let expected = lookup(schema, &parts).map_or("another type", Value::type_str);
+                    return Err(Error::BadValue {
+                        origin: origin.into(),
+                        key: path.join("."),
+                        message: format!(
+                            "{} (got `{value}`, expected a {expected}; see the defaults in config.resolved.toml)",
+                            leaf_err.message().trim()
+                        ),
+                    });
+                }
+            }
+            Err(Error::BadValue { origin: origin.into(), key: "<root>".into(), message: e.message().trim().into() })
+        }
+    }
+}
+
+fn lookup<'a>(table: &'a Table, path: &[&str]) -> Option<&'a Value> {
+    let (last, parents) = path.split_last()?;
+    let mut t = table;
+    for p in parents {
+        t = t.get(*p)?.as_table()?;
+    }
+    t.get(*last)
+}
+
+fn collect_leaves(table: &Table, prefix: &mut Vec<String>, out: &mut Vec<(Vec<String>, Value)>) {
+    for (k, v) in table {
+        prefix.push(k.clone());
+        match v {
+            Value::Table(t) => collect_leaves(t, prefix, out),
+            other => out.push((prefix.clone(), other.clone())),
+        }
+        prefix.pop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_official_values_and_valid() {
+        let c = SftConfig::default();
+        assert_eq!((c.train.lr, c.train.batch, c.train.epochs, c.train.warmup), (3e-4, 128, 3, 20));
+        assert_eq!((c.train.weight_decay, c.train.clip, c.train.patience, c.data.cutoff), (0.0, 1.0, 1, 512));
+        c.validate("defaults").unwrap();
+    }
+
+    #[test]
+    fn override_values_are_toml_literals_or_strings() {
+        assert_eq!(parse_override("train.lr=1e-4").unwrap().1, Value::Float(1e-4));
+        assert_eq!(parse_override("data.template=corrected").unwrap().1, Value::String("corrected".into()));
+        assert_eq!(parse_override("data.no_latent = true").unwrap().1, Value::Boolean(true));
+        assert!(parse_override("train.lr").is_err());
+    }
+
+    #[test]
+    fn subset_is_seeded_and_without_repeats() {
+        let a = seeded_subset(100, 10, 0);
+        assert_eq!(a, seeded_subset(100, 10, 0));
+        assert_ne!(a, seeded_subset(100, 10, 1));
+        let mut s = a.clone();
+        s.sort_unstable();
+        s.dedup();
+        assert_eq!(s.len(), 10);
+        assert_eq!(seeded_subset(5, 0, 3), vec![0, 1, 2, 3, 4]);
+    }
+}
