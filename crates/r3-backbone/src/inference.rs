@@ -72,7 +72,9 @@ impl KvCache {
                     v: l.v.clone().select(0, indices.clone()),
                 })
                 .collect(),
-            padding: self.padding.clone().map(|p| p.select(0, indices)),
+            // NOTE: through an int tensor: on flex, `select` on a bool tensor returns u8-stored bools, which a
+            // later `cat` with a native bool mask (the next `Backbone::hidden` step) rejects as a dtype mismatch.
+            padding: self.padding.clone().map(|p| p.int().select(0, indices).equal_elem(1)),
         }
     }
 
@@ -113,4 +115,34 @@ pub fn greedy_generate(
         ids = vec![i64::from(token)];
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Arch, BackboneConfig};
+    use crate::test_device;
+
+    /// A padded cache that was expanded and reordered still extends with a new step (regression: the padding
+    /// mask came back from `select` in a storage that the next step's `cat` rejected), and each selected row
+    /// continues exactly as its source row.
+    #[test]
+    fn a_selected_padded_cache_extends() {
+        let device = test_device();
+        device.seed(3);
+        let model =
+            BackboneConfig::new(Arch::Qwen2, 40, 16, 2, 4, 2, 4, 24, 10_000.0, 1e-6, true, true, 64).init(&device);
+        let ids = Tensor::<2, Int>::from_data([[0, 5, 6], [7, 8, 9]], &device);
+        let padding = Tensor::<2, Bool>::from_data([[false, true, true], [true, true, true]], &device);
+        let out = model.hidden(HiddenInput::new(model.embed(ids)).with_padding(padding));
+        let picked = out.cache.expand(2).select(Tensor::from_data([3, 0], &device)); // rows 1 and 0
+        let step = Tensor::<2, Int>::from_data([[4], [4]], &device);
+        let next = model.hidden(HiddenInput::new(model.embed(step.clone())).with_cache(Some(picked)));
+        let alone = model.hidden(HiddenInput::new(model.embed(step)).with_cache(Some(out.cache)));
+        let a: Vec<f32> = next.hidden.into_data().try_to_vec().unwrap();
+        let b: Vec<f32> = alone.hidden.into_data().try_to_vec().unwrap();
+        let d = a.len() / 2;
+        let maxdiff = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
+        assert!(maxdiff(&a[..d], &b[d..]) < 1e-6 && maxdiff(&a[d..], &b[..d]) < 1e-6);
+    }
 }

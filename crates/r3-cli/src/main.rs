@@ -1,7 +1,7 @@
 //! `latentr3`: the command line of the LatentR³ reproduction.
 //!
 //! Subcommands: `data stats`, `data prepare`, `data synth`, `metrics`, `model fetch`, `model list`, `model export`,
-//! `generate`, `bench prefill`, `bench decode`, `device`. Logs go to stderr through
+//! `generate`, `bench prefill`, `bench decode`, `bench sft`, `device`, `train sft`. Logs go to stderr through
 //! `tracing` (`RUST_LOG` sets the level); results go to stdout (a table, or one JSON line with `--json`).
 
 mod cmd;
@@ -35,6 +35,9 @@ enum Command {
     Bench(cmd::bench::BenchCommand),
     /// The compute backends compiled in, and a quick correctness check of the selected one.
     Device(cmd::data::DeviceArgs),
+    /// Training: supervised fine-tuning (BIGRec, the LatentR³ warm-up).
+    #[command(subcommand)]
+    Train(cmd::train::TrainCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,6 +67,7 @@ fn main() -> std::process::ExitCode {
         Command::Generate(a) => cmd::generate::run(a),
         Command::Bench(c) => cmd::bench::run(c),
         Command::Device(a) => cmd::data::run_device(a),
+        Command::Train(c) => cmd::train::run(c),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

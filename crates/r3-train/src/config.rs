@@ -31,6 +31,9 @@ pub struct SftConfig {
     pub train: TrainConfig,
     /// Where the run writes its folder.
     pub run: RunConfig,
+    /// The paper cell this run reproduces (experiment files carry it; optional elsewhere).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paper: Option<PaperCell>,
 }
 
 /// `[model]`: the backbone.
@@ -121,6 +124,11 @@ pub struct DataConfig {
     /// Train on a seeded random subset of N training samples; 0 = all of them. \[CODE\] `--sample -1` (all) in
     /// `scripts/latent_train.sh`. The subset is [`seeded_subset`] with `train.seed`.
     pub sample: usize,
+    /// Validate on a seeded random subset of N validation samples; 0 = all of them. \[CODE\] all (the
+    /// official trainer evaluates the whole validation split each epoch); a CPU run needs fewer (a forward pass
+    /// over 6,156 CDs prompts takes tens of minutes on 2 cores). The subset is [`seeded_subset`] with
+    /// `train.seed`.
+    pub valid_sample: usize,
 }
 
 impl Default for DataConfig {
@@ -134,6 +142,7 @@ impl Default for DataConfig {
             no_latent: false,
             cutoff: 512,
             sample: 0,
+            valid_sample: 0,
         }
     }
 }
@@ -142,6 +151,13 @@ impl Default for DataConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LatentConfig {
+    /// Whether the latent comes from LatentRATT; `false` is the "w/o LatentRATT" ablation (the last prompt
+    /// position's final hidden state is the latent, Coconut-style). \[CODE\] true.
+    pub ratt: bool,
+    /// The number of LatentRATT heads. \[CODE\] 1 (one head over the full width).
+    pub n_heads: usize,
+    /// Whether a d × d output projection follows LatentRATT's attention. \[CODE\] false.
+    pub out_proj: bool,
     /// The RoPE base of LatentRATT. \[CODE\] 1000 (not the backbone's).
     pub rope_base: f64,
     /// The standard deviation of the initial W_q, W_k, W_v (biases start at 0). \[CODE\] 0.02.
@@ -150,8 +166,27 @@ pub struct LatentConfig {
 
 impl Default for LatentConfig {
     fn default() -> Self {
-        LatentConfig { rope_base: 1000.0, init_std: 0.02 }
+        LatentConfig { ratt: true, n_heads: 1, out_proj: false, rope_base: 1000.0, init_std: 0.02 }
     }
+}
+
+/// `[paper]`: the paper cell an experiment file reproduces (STYLE.md §4). Not used by training; carried into
+/// the resolved config so that results can be put beside the paper's numbers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PaperCell {
+    /// The table or figure, e.g. `table1`, `ablation`.
+    pub table: String,
+    /// The row (method), e.g. `BIGRec+LatentR3`.
+    pub row: String,
+    /// The column (dataset and metric), e.g. `CDs H@5`.
+    pub column: String,
+    /// The paper's value; absent when the paper does not give it.
+    pub expected: Option<f64>,
+    /// Where the value comes from (e.g. `PAPER.md §6, Table 1`).
+    pub source: String,
+    /// What differs from the paper's setting (scale, data subset).
+    pub note: String,
 }
 
 /// `[train]`: the optimisation (PAPER.md §4 stage 1, \[CODE\] hyper-parameters).
@@ -351,6 +386,9 @@ impl SftConfig {
         if !(self.latent.rope_base.is_finite() && self.latent.rope_base > 0.0) {
             return bad("latent.rope_base", format!("must be a positive number, got {}", self.latent.rope_base));
         }
+        if self.latent.n_heads == 0 {
+            return bad("latent.n_heads", "must be at least 1 (the official setting is 1)".into());
+        }
         if !(self.latent.init_std.is_finite() && self.latent.init_std >= 0.0) {
             return bad("latent.init_std", format!("must be ≥ 0, got {}", self.latent.init_std));
         }
@@ -386,7 +424,10 @@ fn largest_divisor_at_most(n: usize, k: usize) -> usize {
 
 /// The key tree of the defaults: every valid key, with a value of its type.
 fn schema() -> Result<Table> {
-    let text = SftConfig::default().to_toml()?;
+    // The optional `[paper]` block and its optional value are filled in so that their keys are known.
+    let full =
+        SftConfig { paper: Some(PaperCell { expected: Some(0.0), ..PaperCell::default() }), ..SftConfig::default() };
+    let text = full.to_toml()?;
     toml::from_str(&text).map_err(|e| Error::Toml { origin: "<defaults>".into(), message: e.to_string() })
 }
 

@@ -105,6 +105,12 @@ pub enum Error {
     /// An error of the data crate (atomic writes).
     #[error(transparent)]
     R3Data(#[from] r3_data::Error),
+    /// An error of the backbone crate (loading or exporting weights).
+    #[error(transparent)]
+    Backbone(#[from] r3_backbone::Error),
+    /// An error of the latent crate (LatentRATT settings or weights).
+    #[error(transparent)]
+    Latent(#[from] r3_latent::Error),
 }
 
 impl Error {

@@ -13,6 +13,9 @@
 //!   [`checkpoint`]s, and [`SftTrainer::resume`] continues a killed run to bit-identical weights.
 //! - [`TrainProgress`] receives start/step/eval/end callbacks (r3-cli draws a bar); the library logs through
 //!   `tracing` only.
+//! - [`build_latent`] turns a pretrained backbone and a config into the LatentR³ model (thought row, LatentRATT,
+//!   prompt encoder), which implements [`SftModel`]; [`save_model_dir`] / [`load_model_dir`] write and read the
+//!   self-contained model folder that evaluation and LR-GRPO start from.
 //! - [`lora::apply_lora`] switches a large backbone to LoRA adapters with burn's `Module::apply_lora`.
 //!
 //! ```
@@ -32,6 +35,7 @@ pub mod checkpoint;
 pub mod config;
 mod error;
 pub mod grads;
+pub mod latent;
 pub mod lora;
 mod model;
 pub mod progress;
@@ -40,9 +44,11 @@ mod schedule;
 mod trainer;
 
 pub use config::{
-    DataConfig, Dtype, LatentConfig, LoraConfig, ModelConfig, RunConfig, SftConfig, TrainConfig, seeded_subset,
+    DataConfig, Dtype, LatentConfig, LoraConfig, ModelConfig, PaperCell, RunConfig, SftConfig, TrainConfig,
+    seeded_subset,
 };
 pub use error::{Error, Result};
+pub use latent::{LatentMeta, LatentSetup, build_latent, load_model_dir, save_model_dir};
 pub use model::{Nll, SftModel, target_nll};
 pub use progress::{EvalInfo, NoProgress, StartInfo, StepInfo, TrainProgress};
 pub use schedule::LinearSchedule;

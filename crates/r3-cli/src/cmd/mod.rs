@@ -6,6 +6,7 @@ pub mod generate;
 pub mod metrics;
 pub mod model;
 pub mod prepare;
+pub mod train;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,43 @@
+//! LatentR³ decoding (PAPER.md §5): the item trie and constrained beam search, equal to HF transformers'
+//! `generate`, plus constrained sampling and free generation.
+//!
+//! - [`Trie`] is the prefix tree over `encode_target(title)` of every catalogue title (flat node arrays; the
+//!   allowed tokens of a prefix are one slice).
+//! - [`DecodeStart`] is the decoder's start state for `B` users: the KV cache of the left-padded prompts (plus
+//!   the latent tokens, when the latent model builds it) and the logits of the last position.
+//!   [`DecodeStart::from_prompts`] builds it from plain prompt ids (BIGRec).
+//! - [`BeamSearchConfig`] → [`BeamSearch::search`]: constrained beam search with HF's exact semantics (10 beams,
+//!   10 returned, length penalty 1.0, at most 128 new tokens `[CODE]`); [`BeamSearchConfig::d3`] and [`Guidance`]
+//!   give D3's decoding (length penalty 0, optional assistant item scores through [`ItemScorer`]).
+//! - [`SampleConfig::sample`]: temperature sampling constrained to the trie (GRPO rollouts), seeded.
+//! - [`GenerateConfig::generate`]: free generation, greedy or sampled (the chain-of-thought baseline).
+//!
+//! ```
+//! use r3_decode::Trie;
+//! // encode_target of three titles, EOS = 2; the first and the last are the same title.
+//! let trie = Trie::new(&[vec![5, 6, 2], vec![5, 7, 8, 2], vec![5, 6, 2]]).unwrap();
+//! assert_eq!(trie.allowed(&[]), &[5]);
+//! assert_eq!(trie.allowed(&[5]), &[6, 7]);
+//! assert_eq!(trie.item(&[5, 7, 8, 2]), Some(1));
+//! assert_eq!(trie.items_at(trie.walk(&[5, 6, 2]).unwrap()), &[0, 2]);
+//! assert_eq!(trie.num_paths(), 2);
+//! ```
+#![deny(missing_docs)]
+
+mod beam;
+mod error;
+mod sample;
+mod start;
+mod trie;
+
+pub use beam::{BeamSearch, BeamSearchConfig, BeamSearchInput, BeamSearchOutput, Guidance, Hypothesis, ItemScorer};
+pub use error::{Error, Result};
+pub use sample::{GenerateConfig, Sample, SampleConfig};
+pub use start::DecodeStart;
+pub use trie::{NodeId, Trie};
+
+/// The device of the unit tests (the flex CPU backend, enabled for tests only).
+#[cfg(test)]
+pub(crate) fn test_device() -> burn::tensor::Device {
+    burn::tensor::Device::flex()
+}
