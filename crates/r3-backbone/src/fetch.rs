@@ -121,6 +121,29 @@ pub fn is_cached(spec: &ModelSpec) -> bool {
     size_ok && std::fs::read_to_string(marker(&path)).is_ok_and(|s| s.trim() == spec.sha256)
 }
 
+/// The cached GGUF file of `id` when it is fetched (in the cache with its size and verified checksum, as
+/// [`is_cached`] says), for code that needs a model but must not download it (tests, benchmarks).
+///
+/// # Errors
+/// [`Error::UnknownModel`] for an id not in [`MODELS`]; [`Error::Fetch`] saying to run `latentr3 model fetch {id}`
+/// when the file is missing or unverified.
+pub fn fetched_path(id: &str) -> Result<PathBuf> {
+    let spec = spec(id)?;
+    let path = cached_path(id);
+    if is_cached(spec) {
+        return Ok(path);
+    }
+    let what = if path.is_file() { "is not verified (wrong size or no checksum marker)" } else { "is missing" };
+    Err(Error::Fetch {
+        id: id.into(),
+        message: format!(
+            "the model is not fetched: {} {what}; run `latentr3 model fetch {id}` (from a checkout: `cargo run -p \
+             r3-cli -- model fetch {id}`), or set ${CACHE_ENV} to the folder that holds it",
+            path.display()
+        ),
+    })
+}
+
 /// A step of a fetch, for progress reporting.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FetchEvent {
@@ -270,4 +293,16 @@ fn download_and_assemble(
     std::fs::rename(&part, dest).map_err(io(dest, "rename into place"))?;
     std::fs::write(marker(dest), format!("{got}\n")).map_err(io(dest, "write the checksum marker"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fetched_path_of_an_unknown_id_lists_the_known_ids() {
+        let err = fetched_path("gpt-17").unwrap_err();
+        assert!(matches!(err, Error::UnknownModel { .. }), "{err}");
+        assert!(err.to_string().contains("smollm2-135m"), "{err}");
+    }
 }

@@ -9,6 +9,7 @@
 //!   only place that turns text into ids.
 //! - [`Encoder`] turns an [`Interaction`] into an [`EncodedSample`] (the R3 prompt, `<|Thought|>` tokens, the target
 //!   `encode('"' + title + '"\n') + [eos]` shared with the decoding trie), and samples into an [`SftBatch`].
+//! - [`rng::SplitMix64`] is the seeded generator of bootstrap resampling and token sampling.
 //!
 //! ```
 //! use r3_data::{Catalogue, pylit};
@@ -25,6 +26,7 @@ mod paths;
 mod popularity;
 pub mod pylit;
 pub mod raw;
+pub mod rng;
 mod stats;
 pub mod tokenizer;
 
@@ -34,7 +36,8 @@ pub use encode::{
 };
 pub use error::{Error, Result};
 pub use layout::{COLUMNS, Catalogue, Dataset, Interaction, ItemId, Split, read_split, write_atomic, write_split};
-pub use paths::{DATA_DIR_ENV, default_data_dir, repo_root, shared_data_dir};
+pub use paths::{DATA_DIR_ENV, default_data_dir, repo_root, shared_data_dir, shared_golden_dir};
 pub use popularity::{Popularity, PopularityConfig};
+pub use rng::SplitMix64;
 pub use stats::{DatasetStats, SplitStats, utc_date};
 pub use tokenizer::{BpeVocab, PreTokenizerKind, Tokenizer};

@@ -29,3 +29,10 @@ pub fn shared_data_dir() -> Option<PathBuf> {
     let dir = repo_root()?.join("..").join("shared").join("datasets").join("amazon18");
     dir.is_dir().then_some(dir)
 }
+
+/// The shared golden folder `../shared/golden` beside the repository root (reference outputs of PyTorch / HF
+/// transformers, see its `README.md`), when it exists.
+pub fn shared_golden_dir() -> Option<PathBuf> {
+    let dir = repo_root()?.join("..").join("shared").join("golden");
+    dir.is_dir().then_some(dir)
+}

@@ -6,8 +6,9 @@
 //! - `search/b{B}`: one whole 10-beam search (prefill excluded) for `B` users, the golden prompts of
 //!   `golden/smollm2/latent_golden.json`. Throughput in users.
 //!
-//! The trie is built from the titles encoded with the GGUF tokenizer as `encode('"' + title + '"\n') + [eos]`.
-//! Skipped with a message when the model is not fetched (`cargo run -p r3-cli -- model fetch smollm2-135m`).
+//! The trie is built from the titles encoded with the GGUF tokenizer by [`r3_data::Encoder::encode_target`]
+//! (`encode('"' + title + '"\n') + [eos]`). Skipped with a message when the model is not fetched
+//! (`latentr3 model fetch smollm2-135m`).
 
 use std::hint::black_box;
 
@@ -16,14 +17,14 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use r3_backbone::gguf::Gguf;
 use r3_backbone::vocab::bpe_vocab;
 use r3_backbone::{fetch, load_gguf};
-use r3_data::{Catalogue, Tokenizer};
+use r3_data::{Catalogue, Encoder, EncoderConfig, Tokenizer};
 use r3_decode::{BeamSearchConfig, BeamSearchInput, DecodeStart, Trie};
 
 const STEM: &str = "CDs_and_Vinyl_5_2015-10-2018-11";
 
 fn golden_prompts() -> Vec<Vec<u32>> {
-    let root = r3_data::repo_root().expect("the repository root");
-    let path = root.join("..").join("shared").join("golden").join("smollm2").join("latent_golden.json");
+    let path =
+        r3_data::shared_golden_dir().expect("the shared golden folder").join("smollm2").join("latent_golden.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let v: serde_json::Value = serde_json::from_str(&text).expect("golden JSON");
     v["beam"]
@@ -36,29 +37,21 @@ fn golden_prompts() -> Vec<Vec<u32>> {
 
 fn bench(c: &mut Criterion) {
     let device = Device::flex();
-    let path = fetch::cached_path("smollm2-135m");
-    if !path.is_file() {
-        println!(
-            "skipping: smollm2-135m is not fetched ({}); run `cargo run -p r3-cli -- model fetch smollm2-135m`",
-            path.display()
-        );
-        return;
-    }
+    let path = match fetch::fetched_path("smollm2-135m") {
+        Ok(path) => path,
+        Err(e) => {
+            println!("skipping: {e}");
+            return;
+        }
+    };
     let model = load_gguf(&path, &device).expect("load").model;
     let tok =
         Tokenizer::from_bpe_vocab(bpe_vocab(&Gguf::open(&path).expect("gguf")).expect("vocab")).expect("tokenizer");
-    let eos = tok.eos_id().expect("an EOS token");
+    let enc = Encoder::new(tok, EncoderConfig::for_dataset(STEM).expect("category")).expect("encoder");
+    let eos = enc.eos_id();
     let data = r3_data::shared_data_dir().expect("the shared data folder");
     let catalogue = Catalogue::read(&data.join("info").join(format!("{STEM}.txt"))).expect("catalogue");
-    let targets: Vec<Vec<u32>> = catalogue
-        .titles()
-        .iter()
-        .map(|t| {
-            let mut ids = tok.encode(&format!("\"{t}\"\n"));
-            ids.push(eos);
-            ids
-        })
-        .collect();
+    let targets: Vec<Vec<u32>> = catalogue.titles().iter().map(|t| enc.encode_target(t)).collect();
     let trie = Trie::new(&targets).expect("trie");
     let prompts = golden_prompts();
 

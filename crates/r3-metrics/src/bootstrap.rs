@@ -9,6 +9,8 @@
 //! are left out of the interval ([`Gain::resamples_used`] says how many were kept), so the report never holds a NaN
 //! or an infinity.
 
+use r3_data::rng::SplitMix64;
+
 use crate::error::{Error, Result};
 use crate::eval::PerSample;
 
@@ -18,7 +20,7 @@ use crate::eval::PerSample;
 pub struct BootstrapConfig {
     /// The number of resamples B. Default 1000.
     pub resamples: usize,
-    /// The seed of the resampling generator (splitmix64). Default 0.
+    /// The seed of the resampling generator ([`r3_data::rng::SplitMix64`]). Default 0.
     pub seed: u64,
 }
 
@@ -46,29 +48,6 @@ pub struct Gain {
     pub ci95: Option<[f64; 2]>,
     /// The number of resamples with a non-zero baseline mean (those that enter the interval).
     pub resamples_used: usize,
-}
-
-/// The splitmix64 generator (Steele, Lea and Flood 2014): small, fast and good enough for resampling indices.
-#[derive(Debug, Clone)]
-pub(crate) struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub(crate) fn new(seed: u64) -> Self {
-        SplitMix64(seed)
-    }
-
-    pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A uniform index in `0..n` by the multiply-shift map (bias below n / 2^64, negligible here).
-    pub(crate) fn below(&mut self, n: usize) -> usize {
-        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
-    }
 }
 
 /// The `p`-th percentile (0–100) of sorted values, interpolating linearly between order statistics.
@@ -176,20 +155,6 @@ mod tests {
 
     fn per_sample(ranks: &[Option<usize>]) -> PerSample {
         PerSample::from_ranks(ranks, &Cutoffs::default())
-    }
-
-    #[test]
-    fn splitmix64_reference_values() {
-        // The first outputs of splitmix64 seeded with 0 (the reference C implementation by Vigna).
-        let mut r = SplitMix64::new(0);
-        assert_eq!(r.next_u64(), 0xE220_A839_7B1D_CDAF);
-        assert_eq!(r.next_u64(), 0x6E78_9E6A_A1B9_65F4);
-        // `below` stays in range and hits every value of a small range.
-        let mut seen = [false; 7];
-        for _ in 0..1000 {
-            seen[r.below(7)] = true;
-        }
-        assert!(seen.iter().all(|&s| s));
     }
 
     #[test]

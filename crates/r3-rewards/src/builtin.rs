@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Params;
 use crate::error::{Error, Result};
-use crate::input::RewardInput;
+use crate::input::{Decoded, RewardInput};
 use crate::reward::Reward;
 
 /// The sum `Σ_i log π(y_i | ...)` of a target's log-probs, accumulated in f64.
@@ -65,6 +65,16 @@ fn from_log_probs(name: &str, input: &RewardInput<'_>, f: impl Fn(&[f32]) -> f64
             lp => Ok(f(lp)),
         })
         .collect()
+}
+
+/// Scores every sample from its decoded candidates with `f` (given the candidates and the sample's index, for its
+/// errors); [`Error::MissingDecoding`] for a sample without them.
+fn from_decoded(
+    name: &str,
+    input: &RewardInput<'_>,
+    f: impl Fn(&Decoded<'_>, usize) -> Result<f64>,
+) -> Result<Vec<f64>> {
+    input.samples.iter().enumerate().map(|(sample, s)| f(s.decoded_for(name, sample)?, sample)).collect()
 }
 
 /// The LR-GRPO reward (`neg_ppl`): the negative perplexity of the ground-truth target under the sampled latent,
@@ -176,11 +186,7 @@ impl Reward for ExactMatch {
     }
 
     fn score(&self, input: &RewardInput<'_>) -> Result<Vec<f64>> {
-        let one = |i: usize| -> Result<f64> {
-            let hit = input.samples[i].decoded_for(Self::NAME, i)?.matches(0, Self::NAME, i)?;
-            Ok(if hit { 1.0 } else { 0.0 })
-        };
-        (0..input.len()).map(one).collect()
+        from_decoded(Self::NAME, input, |d, i| Ok(if d.matches(0, Self::NAME, i)? { 1.0 } else { 0.0 }))
     }
 }
 
@@ -211,10 +217,7 @@ impl Reward for Rank {
     }
 
     fn score(&self, input: &RewardInput<'_>) -> Result<Vec<f64>> {
-        let one = |i: usize| -> Result<f64> {
-            Ok(reciprocal_rank(input.samples[i].decoded_for(Self::NAME, i)?.rank(Self::NAME, i)?))
-        };
-        (0..input.len()).map(one).collect()
+        from_decoded(Self::NAME, input, |d, i| Ok(reciprocal_rank(d.rank(Self::NAME, i)?)))
     }
 }
 

@@ -14,7 +14,7 @@ use burn::tensor::Tensor;
 use r3_backbone::gguf::Gguf;
 use r3_backbone::vocab::bpe_vocab;
 use r3_backbone::{Backbone, load_gguf};
-use r3_data::{Catalogue, Tokenizer};
+use r3_data::{Catalogue, Encoder, EncoderConfig, Tokenizer};
 use r3_decode::{BeamSearchConfig, BeamSearchInput, DecodeStart, Hypothesis, Trie};
 use serde::Deserialize;
 
@@ -44,16 +44,6 @@ struct Golden {
     eos_id: u32,
     beam: Vec<BeamCase>,
     beam_config: BeamConfig,
-}
-
-/// `encode('"' + title + '"\n') + [eos]`.
-///
-/// NOTE: a local stand-in for `r3_data::Encoder::encode_target`, which is being written in parallel; switch to it
-/// once it lands (the trie and the SFT labels must share one function).
-fn target_ids(tok: &Tokenizer, eos: u32, title: &str) -> Vec<u32> {
-    let mut ids = tok.encode(&format!("\"{title}\"\n"));
-    ids.push(eos);
-    ids
 }
 
 /// SmolLM2 with the `<|Thought|>` row appended (the mean of the embedding rows), as in the golden model.
@@ -97,10 +87,15 @@ fn smollm2_beam_search_matches_hf() {
     assert_eq!(golden.beam.len(), 3);
     let tok = Tokenizer::from_bpe_vocab(bpe_vocab(&Gguf::open(&model_path("smollm2-135m")).unwrap()).unwrap()).unwrap();
     assert_eq!(tok.eos_id(), Some(golden.eos_id));
+    // The targets as the trainer encodes them (`encode('"' + title + '"\n') + [eos]`), with `<|Thought|>` added to
+    // the tokenizer as in the golden model.
+    let enc = Encoder::new(tok, EncoderConfig::for_dataset(STEM).unwrap()).unwrap();
+    assert_eq!(enc.thought_id(), Some(golden.thought_id));
+    let tok = enc.tokenizer();
     let data = r3_data::shared_data_dir().expect("the shared data folder");
     let catalogue = Catalogue::read(&data.join("info").join(format!("{STEM}.txt"))).unwrap();
     let t0 = Instant::now();
-    let targets: Vec<Vec<u32>> = catalogue.titles().iter().map(|t| target_ids(&tok, golden.eos_id, t)).collect();
+    let targets: Vec<Vec<u32>> = catalogue.titles().iter().map(|t| enc.encode_target(t)).collect();
     let trie = Trie::new(&targets).unwrap();
     eprintln!(
         "trie: {} titles, {} distinct paths, {} nodes, built in {:.2} s (encoding included)",
@@ -141,7 +136,7 @@ fn smollm2_beam_search_matches_hf() {
                 other => failures.push(format!("prompt {i} beam {j}: item {other:?}, want the title {title:?}")),
             }
         }
-        failures.extend(diff(got, case, &tok).into_iter().map(|d| format!("prompt {i} alone: {d}")));
+        failures.extend(diff(got, case, tok).into_iter().map(|d| format!("prompt {i} alone: {d}")));
     }
 
     // The three prompts as one left-padded batch.
@@ -151,7 +146,7 @@ fn smollm2_beam_search_matches_hf() {
     let out = search.search(&model, BeamSearchInput { start, trie: &trie, guidance: None });
     eprintln!("batch of 3: {} steps, {:.2} s", out.steps, t.elapsed().as_secs_f64());
     for (i, (got, case)) in out.hypotheses.iter().zip(&golden.beam).enumerate() {
-        failures.extend(diff(got, case, &tok).into_iter().map(|d| format!("prompt {i} in a batch of 3: {d}")));
+        failures.extend(diff(got, case, tok).into_iter().map(|d| format!("prompt {i} in a batch of 3: {d}")));
     }
     assert!(
         failures.is_empty(),

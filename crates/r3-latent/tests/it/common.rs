@@ -12,25 +12,15 @@ pub fn test_device() -> Device {
     Device::flex().autodiff()
 }
 
-/// The shared golden folder.
+/// The shared golden folder ([`r3_data::shared_golden_dir`]).
 pub fn golden_dir() -> PathBuf {
-    let dir = r3_data::repo_root().expect("the repository root").join("..").join("shared").join("golden");
-    assert!(dir.is_dir(), "the shared golden folder {} is missing", dir.display());
-    dir
+    r3_data::shared_golden_dir().expect("the shared golden folder ../shared/golden beside the repository root")
 }
 
-/// The fetched GGUF file of model `id`.
-///
-/// # Panics
-/// When the model has not been fetched: run `cargo run -p r3-cli -- model fetch {id}`.
+/// The fetched GGUF file of model `id` ([`r3_backbone::fetch::fetched_path`]); panics with its error (which says
+/// how to fetch the model) when it is not fetched.
 pub fn model_path(id: &str) -> PathBuf {
-    let p = r3_backbone::fetch::cached_path(id);
-    assert!(
-        p.is_file(),
-        "model `{id}` is not fetched ({} missing): run `cargo run -p r3-cli -- model fetch {id}`",
-        p.display()
-    );
-    p
+    r3_backbone::fetch::fetched_path(id).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// One f32 tensor of a safetensors file.
