@@ -1,9 +1,17 @@
-//! Causal grouped-query self-attention with rotary embeddings, plain matmul attention (safe for autodiff).
+//! Causal grouped-query self-attention with rotary embeddings.
 //!
 //! Implements `softmax(q kᵀ / √h + mask) v` per head, as `LlamaAttention`/`Qwen2Attention` in `transformers`
 //! (eager path). Grouped-query attention shares each key/value head with `G = n_heads / n_kv_heads` consecutive
 //! query heads (HF `repeat_kv`); instead of copying the keys and values `G` times, the `G` query heads of a
 //! group are stacked along the query axis so that one batched matmul serves the whole group.
+//!
+//! Two paths compute the same function. The plain path is made of burn ops only and is differentiable (training
+//! runs it). On a flex device without autodiff, inference takes the host path: the same matmuls, with RoPE, the
+//! head transpose and the scaling done in one pass (`kernels::rope_heads`) and the mask and softmax
+//! in another (`kernels::attention_probs`), instead of a dozen burn ops. The two agree to 1e-6
+//! (`host_path_equals_plain_path`).
+
+use std::sync::{Arc, OnceLock};
 
 use burn::config::Config;
 use burn::module::Module;
@@ -12,6 +20,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, DType, Device, Tensor, TensorData};
 
 use crate::inference::LayerKv;
+use crate::kernels::{self, Visibility};
 use crate::rope::RopeTables;
 
 /// The value written into masked attention scores. It is finite on purpose (burn#4697: a row of `-inf` turns
@@ -81,9 +90,8 @@ pub struct AttentionInput {
     pub x: Tensor<3>,
     /// The rotary tables of the new tokens' positions.
     pub rope: RopeTables,
-    /// `true` where a score is masked, `[B, 1, L, L_cache + L]`; `None` when nothing is masked (one new token
-    /// and no padding).
-    pub mask: Option<Tensor<4, Bool>>,
+    /// Which keys each new token sees (causal, padding).
+    pub mask: AttentionMask,
     /// The keys and values of the earlier positions.
     pub cache: Option<LayerKv>,
 }
@@ -101,9 +109,15 @@ impl Attention {
     /// Attends from the new tokens to the cached and the new tokens.
     ///
     /// # Shapes
-    /// - x: `[B, L, d]`; cache kᵀ: `[B, K, h, L_c]`, v: `[B, K, L_c, h]`; mask: `[B, 1, L, L_c + L]`
+    /// - x: `[B, L, d]`; cache kᵀ: `[B, K, h, L_c]`, v: `[B, K, L_c, h]`; mask: `L_c` cached positions, padding
+    ///   `[B, L_c + L]`
     /// - y: `[B, L, d]`; kv kᵀ: `[B, K, h, L_c + L]`, v: `[B, K, L_c + L, h]`
     pub fn forward(&self, input: AttentionInput) -> AttentionOutput {
+        if kernels::host_kernels(&input.x) { self.forward_host(input) } else { self.forward_plain(input) }
+    }
+
+    /// The plain path: burn ops only, differentiable.
+    fn forward_plain(&self, input: AttentionInput) -> AttentionOutput {
         let AttentionInput { x, rope, mask, cache } = input;
         let [b, l, _] = x.dims();
         let (n_h, n_kv, h) = (self.n_heads, self.n_kv_heads, self.head_dim);
@@ -114,25 +128,14 @@ impl Attention {
         let v = self.v_proj.forward(x).reshape([b, l, n_kv, h]).swap_dims(1, 2); // [B, K, L, h]
         let q = rope.apply(q);
         let k_t = rope.apply(k).swap_dims(2, 3); // [B, K, h, L]
-        let (k_t, v) = match cache {
-            Some(c) => {
-                let [cb, ck, ch, _] = c.k_t.dims();
-                assert!(
-                    cb == b && ck == n_kv && ch == h,
-                    "cached kᵀ {:?} does not fit [{b}, {n_kv}, {h}, _]",
-                    c.k_t.dims()
-                );
-                (Tensor::cat(vec![c.k_t, k_t], 3), Tensor::cat(vec![c.v, v], 2))
-            }
-            None => (contiguous(k_t), v),
-        };
+        let (k_t, v) = self.extend(cache, k_t, v);
         let lk = k_t.dims()[3];
 
         // Query head `j·G + i` uses key/value head `j` (HF repeat_kv): stack the G heads of a group along the
         // query axis, [B, H, L, h] → [B, K, G·L, h], so that one matmul per key/value head serves the group.
         let q = q.mul_scalar(1.0 / (h as f64).sqrt()).reshape([b, n_kv, g * l, h]); // [B, K, G·L, h]
         let scores = q.matmul(k_t.clone()).reshape([b, n_h, l, lk]); // [B, H, L, L_k]
-        let scores = match mask {
+        let scores = match mask.dense(b, &scores.device()) {
             Some(m) => {
                 assert_eq!(m.dims(), [b, 1, l, lk], "attention mask shape");
                 scores.mask_fill(m.expand([b, n_h, l, lk]), MASKED_SCORE)
@@ -147,6 +150,96 @@ impl Attention {
         let y = probs.matmul(v.clone()).reshape([b, n_h, l, h]); // [B, H, L, h]
         let y = y.swap_dims(1, 2).reshape([b, l, n_h * h]); // [B, L, H·h]
         AttentionOutput { y: self.o_proj.forward(y), kv: LayerKv { k_t, v } }
+    }
+
+    /// The host path (f32 on flex, no autodiff): the plain path's matmuls, with RoPE, the head layout and the
+    /// scaling in one kernel and the mask and softmax in another.
+    fn forward_host(&self, input: AttentionInput) -> AttentionOutput {
+        let AttentionInput { x, rope, mask, cache } = input;
+        let [b, l, _] = x.dims();
+        let (n_h, n_kv, h) = (self.n_heads, self.n_kv_heads, self.head_dim);
+        let g = n_h / n_kv;
+        let tables = rope.host();
+
+        // The scale 1/√h is applied to q in f32, as the plain path's `mul_scalar`.
+        let scale = (1.0 / (h as f64).sqrt()) as f32;
+        let q = kernels::rope_heads(self.q_proj.forward(x.clone()), n_h, tables, scale); // [B, H, L, h]
+        let k_t = kernels::rope_heads_transposed(self.k_proj.forward(x.clone()), n_kv, tables); // [B, K, h, L]
+        let v = self.v_proj.forward(x).reshape([b, l, n_kv, h]).swap_dims(1, 2); // [B, K, L, h]
+        let (k_t, v) = self.extend(cache, k_t, v);
+        let lk = k_t.dims()[3];
+        assert_eq!(mask.cache_len + l, lk, "the attention mask expects {} cached positions", mask.cache_len);
+
+        let q = q.reshape([b, n_kv, g * l, h]); // [B, K, G·L, h]
+        let scores = q.matmul(k_t.clone()); // [B, K, G·L, L_k]
+        let probs = kernels::attention_probs(scores, l, Visibility { cache_len: mask.cache_len, real: mask.host() });
+        let y = probs.matmul(v.clone()).reshape([b, n_h, l, h]); // [B, H, L, h]
+        let y = y.swap_dims(1, 2).reshape([b, l, n_h * h]); // [B, L, H·h]
+        AttentionOutput { y: self.o_proj.forward(y), kv: LayerKv { k_t, v } }
+    }
+
+    /// Appends the new keys and values to the cached ones (kᵀ made contiguous, see [`LayerKv`]).
+    ///
+    /// # Shapes
+    /// - k_t: `[B, K, h, L]`; v: `[B, K, L, h]`
+    /// - output: kᵀ `[B, K, h, L_c + L]`, v `[B, K, L_c + L, h]`
+    fn extend(&self, cache: Option<LayerKv>, k_t: Tensor<4>, v: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        let [b, _, _, _] = k_t.dims();
+        let (n_kv, h) = (self.n_kv_heads, self.head_dim);
+        match cache {
+            Some(c) => {
+                let [cb, ck, ch, _] = c.k_t.dims();
+                assert!(
+                    cb == b && ck == n_kv && ch == h,
+                    "cached kᵀ {:?} does not fit [{b}, {n_kv}, {h}, _]",
+                    c.k_t.dims()
+                );
+                (Tensor::cat(vec![c.k_t, k_t], 3), Tensor::cat(vec![c.v, v], 2))
+            }
+            None => (contiguous(k_t), v),
+        }
+    }
+}
+
+/// Which keys the new tokens of one forward pass see: the causal rule after `cache_len` cached positions plus
+/// the padding of the cached and new tokens. Built once per forward pass and shared by every layer; the dense
+/// mask of the plain path and the host copy of the padding of the host path are derived from it once, on first
+/// use.
+#[derive(Clone, Debug)]
+pub struct AttentionMask {
+    /// The number of cached positions before the new tokens.
+    pub cache_len: usize,
+    /// The number of new tokens `L`.
+    pub len: usize,
+    /// `[B, L_c + L]`, `true` for real tokens; `None` when every token is real.
+    pub padding: Option<Tensor<2, Bool>>,
+    dense: Arc<OnceLock<Option<Tensor<4, Bool>>>>,
+    host: Arc<OnceLock<Option<Vec<bool>>>>,
+}
+
+impl AttentionMask {
+    /// The mask of `len` new tokens after `cache_len` cached ones, with the padding `[B, cache_len + len]`
+    /// (`true` = real) of both.
+    pub fn new(padding: Option<Tensor<2, Bool>>, cache_len: usize, len: usize) -> Self {
+        if let Some(p) = &padding {
+            assert_eq!(p.dims()[1], cache_len + len, "padding mask shape");
+        }
+        AttentionMask { cache_len, len, padding, dense: Arc::default(), host: Arc::default() }
+    }
+
+    /// The dense mask of [`attention_mask`]: `true` where a score is masked, `[B, 1, L, L_c + L]`; `None` when
+    /// nothing is masked (one new token and no padding).
+    pub fn dense(&self, batch: usize, device: &Device) -> Option<Tensor<4, Bool>> {
+        self.dense.get_or_init(|| attention_mask(self.padding.clone(), batch, self.cache_len, self.len, device)).clone()
+    }
+
+    /// The padding on the host, `[B, L_c + L]` row-major.
+    fn host(&self) -> Option<&[bool]> {
+        self.host
+            .get_or_init(|| {
+                self.padding.as_ref().map(|p| p.clone().int().into_data().iter::<i64>().map(|v| v != 0).collect())
+            })
+            .as_deref()
     }
 }
 
@@ -253,8 +346,8 @@ mod tests {
         let rope = RotaryEmbeddingConfig::new(h, 10_000.0).init(&device);
         let pos = Tensor::<1, Int>::arange(0..l as i64, &device).reshape([1, l]).repeat_dim(0, b);
         let tables = rope.tables(pos, DType::F32);
-        let mask = attention_mask(None, b, 0, l, &device);
-        let out = attn.forward(AttentionInput { x: x.clone(), rope: tables.clone(), mask, cache: None });
+        let mask = AttentionMask::new(None, 0, l);
+        let out = attn.forward_plain(AttentionInput { x: x.clone(), rope: tables.clone(), mask, cache: None });
         assert_eq!(out.y.dims(), [b, l, d]);
         assert_eq!(out.kv.k_t.dims(), [b, n_kv, h, l]);
         assert_eq!(out.kv.v.dims(), [b, n_kv, l, h]);
@@ -271,5 +364,70 @@ mod tests {
         let got: Vec<f32> = out.y.into_data().try_to_vec().unwrap();
         let maxdiff = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
         assert!(maxdiff < 1e-5, "maxdiff {maxdiff}");
+    }
+
+    fn host(t: Tensor<3>) -> Vec<f32> {
+        t.into_data().try_into_vec().unwrap()
+    }
+
+    fn maxdiff(a: &[f32], b: &[f32]) -> f32 {
+        a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    }
+
+    /// The host path gives the plain path's outputs and cache, with padding, with a cache, for one and several new
+    /// tokens, with and without q/k/v biases.
+    #[test]
+    fn host_path_equals_plain_path() {
+        let device = test_device();
+        device.seed(5);
+        let (d, n_h, n_kv, h) = (24, 6, 2, 4);
+        for bias in [false, true] {
+            let attn = AttentionConfig::new(d, n_h, n_kv, h, bias).init(&device);
+            let rope = RotaryEmbeddingConfig::new(h, 10_000.0).init(&device);
+            let b = 2;
+            // Row 0 is left-padded by two positions.
+            let real: Vec<bool> = (0..b * 9).map(|i| !(i == 0 || i == 1)).collect();
+            let padding = Tensor::<2, Bool>::from_data(TensorData::new(real, [b, 9]), &device);
+            // (cached, new): a prefill, then a chunk and a single token after a cache.
+            let mut cache: Option<LayerKv> = None;
+            for (cache_len, l) in [(0, 5), (5, 3), (8, 1)] {
+                let x = Tensor::<3>::random([b, l, d], Distribution::Normal(0.0, 1.0), &device);
+                let pos = Tensor::<1, Int>::arange(cache_len as i64..(cache_len + l) as i64, &device)
+                    .reshape([1, l])
+                    .repeat_dim(0, b);
+                let tables = rope.tables(pos, DType::F32);
+                for pad in [false, true] {
+                    let mask =
+                        AttentionMask::new(pad.then(|| padding.clone().narrow(1, 0, cache_len + l)), cache_len, l);
+                    let input = AttentionInput { x: x.clone(), rope: tables.clone(), mask, cache: cache.clone() };
+                    let plain = attn.forward_plain(input.clone());
+                    let fast = attn.forward_host(input);
+                    let dy = maxdiff(&host(plain.y), &host(fast.y.clone()));
+                    assert!(dy < 1e-6, "bias {bias}, cache {cache_len}, l {l}, padding {pad}: y maxdiff {dy}");
+                    let kv = |t: Tensor<4>| t.into_data().try_into_vec::<f32>().unwrap();
+                    assert_eq!(kv(plain.kv.k_t), kv(fast.kv.k_t.clone()), "kᵀ");
+                    assert_eq!(kv(plain.kv.v), kv(fast.kv.v.clone()), "v");
+                    if pad {
+                        cache = Some(fast.kv);
+                    }
+                }
+            }
+        }
+    }
+
+    /// On an autodiff device the forward pass takes the plain path: gradients reach the projections.
+    #[test]
+    fn autodiff_takes_the_differentiable_path() {
+        let device = test_device().autodiff();
+        let (d, n_h, n_kv, h) = (8, 2, 1, 4);
+        let attn = AttentionConfig::new(d, n_h, n_kv, h, true).init(&device);
+        let rope = RotaryEmbeddingConfig::new(h, 10_000.0).init(&device);
+        let x = Tensor::<3>::random([1, 3, d], Distribution::Normal(0.0, 1.0), &device);
+        assert!(!kernels::host_kernels(&x));
+        let tables = rope.tables(Tensor::<2, Int>::from_data([[0, 1, 2]], &device), DType::F32);
+        let out = attn.forward(AttentionInput { x, rope: tables, mask: AttentionMask::new(None, 0, 3), cache: None });
+        let grads = out.y.sum().backward();
+        let g = attn.q_proj.weight.val().grad(&grads).expect("q_proj gradient");
+        assert!(g.abs().sum().into_scalar::<f32>() > 0.0);
     }
 }

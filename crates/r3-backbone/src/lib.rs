@@ -7,6 +7,10 @@
 //!   extended cache) and [`Backbone::logits`] (only at the positions the caller selected).
 //! - [`KvCache`] holds the keys and values of earlier tokens; it is passed in and returned, never hidden in the
 //!   model, and [`KvCache::expand`] / [`KvCache::select`] share a prefix between samples or beams.
+//! - On a flex device without autodiff (inference on the CPU), the decoder runs RoPE with the head transposes,
+//!   the attention mask and softmax, RMSNorm and SiLU·up through one-pass host kernels (`kernels.rs`, with a
+//!   vectorised `exp`); on an autodiff device (training) and on every other backend it runs plain burn ops, which
+//!   are differentiable. Both paths agree to 1e-6 (unit tests) and pass the golden tests.
 //! - [`import::load_gguf`] builds a [`Backbone`] from a GGUF file (dequantising tensor by tensor, undoing
 //!   llama.cpp's q/k permutation for llama files); [`inference::greedy_generate`] decodes greedily.
 //! - [`gguf::Gguf`] reads a GGUF v2/v3 header with every length checked against the file, and
@@ -53,6 +57,7 @@ pub mod gguf;
 pub mod hf;
 pub mod import;
 pub mod inference;
+mod kernels;
 pub mod model;
 pub mod rope;
 pub mod vocab;

@@ -14,9 +14,10 @@ use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNor
 use burn::tensor::activation::silu;
 use burn::tensor::{Bool, Device, Int, Tensor};
 
-use crate::attention::{Attention, AttentionConfig, AttentionInput, AttentionOutput, attention_mask};
+use crate::attention::{Attention, AttentionConfig, AttentionInput, AttentionMask, AttentionOutput};
 use crate::config::BackboneConfig;
 use crate::inference::KvCache;
+use crate::kernels;
 use crate::rope::{RotaryEmbedding, RotaryEmbeddingConfig};
 
 /// Configuration of [`Mlp`].
@@ -40,7 +41,8 @@ impl MlpConfig {
     }
 }
 
-/// The SwiGLU MLP: `down(silu(gate(x)) ⊙ up(x))`, no biases.
+/// The SwiGLU MLP: `down(silu(gate(x)) ⊙ up(x))`, no biases. On a flex device without autodiff, `silu(g) ⊙ u`
+/// is one vectorised pass (`kernels::silu_mul`); elsewhere it is burn's `silu` and a product.
 #[derive(Module, Debug)]
 pub struct Mlp {
     /// `d → f`, passed through SiLU.
@@ -58,8 +60,10 @@ impl Mlp {
     /// - x: `[..., d]`
     /// - output: `[..., d]`
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let gate = silu(self.gate_proj.forward(x.clone()));
-        self.down_proj.forward(gate * self.up_proj.forward(x))
+        let gate = self.gate_proj.forward(x.clone());
+        let up = self.up_proj.forward(x);
+        let h = if kernels::host_kernels(&gate) { kernels::silu_mul(gate, up) } else { silu(gate) * up };
+        self.down_proj.forward(h)
     }
 }
 
@@ -109,12 +113,17 @@ impl DecoderLayer {
     /// - y: `[B, L, d]`
     pub fn forward(&self, input: AttentionInput) -> AttentionOutput {
         let residual = input.x.clone();
-        let x = self.input_layernorm.forward(input.x);
+        let x = norm(&self.input_layernorm, input.x);
         let AttentionOutput { y, kv } = self.self_attn.forward(AttentionInput { x, ..input });
         let h = residual + y;
-        let y = h.clone() + self.mlp.forward(self.post_attention_layernorm.forward(h));
+        let y = h.clone() + self.mlp.forward(norm(&self.post_attention_layernorm, h));
         AttentionOutput { y, kv }
     }
+}
+
+/// `norm.forward(x)`, in one pass on a flex device without autodiff ([`crate::kernels::rms_norm`]).
+fn norm<const D: usize>(norm: &RmsNorm, x: Tensor<D>) -> Tensor<D> {
+    if kernels::host_kernels(&x) { kernels::rms_norm(x, norm.gamma.val(), norm.epsilon) } else { norm.forward(x) }
 }
 
 impl BackboneConfig {
@@ -257,7 +266,7 @@ impl Backbone {
         assert_eq!(positions.dims(), [b, l], "positions shape");
 
         let rope = self.rope.tables(positions, embeddings.dtype());
-        let mask = attention_mask(padding.clone(), b, cache_len, l, &device);
+        let mask = AttentionMask::new(padding.clone(), cache_len, l);
         let mut x = embeddings;
         let mut layers = Vec::with_capacity(self.layers.len());
         for (layer, cache) in self.layers.iter().zip(cached_layers) {
@@ -265,7 +274,7 @@ impl Backbone {
             x = out.y;
             layers.push(out.kv);
         }
-        HiddenOutput { hidden: self.norm.forward(x), cache: KvCache { layers, padding } }
+        HiddenOutput { hidden: norm(&self.norm, x), cache: KvCache { layers, padding } }
     }
 
     /// The logits at the given hidden states. Select the positions first (the last one, a target span): the

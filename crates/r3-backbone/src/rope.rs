@@ -12,7 +12,11 @@
 
 use burn::config::Config;
 use burn::module::Module;
+use std::sync::{Arc, OnceLock};
+
 use burn::tensor::{DType, Device, FloatDType, Int, Tensor, TensorData};
+
+use crate::kernels::HostRope;
 
 /// Configuration of [`RotaryEmbedding`].
 #[derive(Config, Debug)]
@@ -51,6 +55,8 @@ pub struct RopeTables {
     pub cos: Tensor<4>,
     /// `sin` of the angles, `[B, 1, L, h]` (both halves equal).
     pub sin: Tensor<4>,
+    /// The tables on the host for the inference kernels, copied on first use and shared by every layer.
+    host: Arc<OnceLock<HostRope>>,
 }
 
 impl RotaryEmbedding {
@@ -74,11 +80,16 @@ impl RotaryEmbedding {
         let pos = positions.cast(FloatDType::F32).reshape([b, l, 1]); // [B, L, 1]
         let freqs = pos * inv_freq.reshape([1, 1, half]); // [B, L, h/2]
         let emb = Tensor::cat(vec![freqs.clone(), freqs], 2).reshape([b, 1, l, self.head_dim]); // [B, 1, L, h]
-        RopeTables { cos: emb.clone().cos().cast(dtype), sin: emb.sin().cast(dtype) }
+        RopeTables { cos: emb.clone().cos().cast(dtype), sin: emb.sin().cast(dtype), host: Arc::default() }
     }
 }
 
 impl RopeTables {
+    /// The tables on the host (copied once), for [`crate::kernels::rope_heads`].
+    pub(crate) fn host(&self) -> &HostRope {
+        self.host.get_or_init(|| HostRope::new(self))
+    }
+
     /// Rotates `x` by the tables' angles.
     ///
     /// # Shapes
