@@ -27,28 +27,15 @@ import csv
 import inspect
 import json
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import REPO, data_dir, gguf_path, load_gguf, median_time, require_binary, run_bench_json  # noqa: E402
+
 TITLES_SPLIT = Path("test") / "CDs_and_Vinyl_5_2015-10-2018-11.csv"
-
-
-def cache_dir() -> Path:
-    env = os.environ.get("LATENTR3_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "latentr3" / "models"
-
-
-def data_dir(arg: str | None) -> Path:
-    if arg:
-        return Path(arg)
-    if os.environ.get("LATENTR3_DATA"):
-        return Path(os.environ["LATENTR3_DATA"])
-    return REPO.parent / "shared" / "datasets" / "amazon18"
 
 
 def titles_text(data: Path) -> str:
@@ -63,13 +50,7 @@ def ours(binary: Path, model: str, kind: str, batch: int, tokens: int, runs: int
     """Runs `latentr3 bench KIND ... --json --dump-ids FILE` and returns its JSON line."""
     cmd = [str(binary), "bench", kind, "--model", model, "--batch", str(batch), "--tokens", str(tokens),
            "--runs", str(runs), "--warmup", str(warmup), "--json", "--data", str(data), "--dump-ids", str(ids_file)]
-    env = dict(os.environ, RAYON_NUM_THREADS=str(threads), RUST_LOG="warn")
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed:\n{out.stderr}")
-    lines = out.stdout.strip().splitlines()
-    assert len(lines) == 1, f"expected one JSON line, got {out.stdout!r}"
-    return json.loads(lines[0])
+    return run_bench_json(cmd, threads)
 
 
 def gguf_pre_tokenizer(path: Path) -> str:
@@ -103,21 +84,6 @@ def first_difference(ours: list[list[int]], theirs: list[list[int]], tok) -> str
     return "different lengths"
 
 
-def median_time(fn, runs: int, warmup: int, reset=None) -> float:
-    """The median wall time of `fn()` over `runs` calls after `warmup` untimed ones; `reset()` runs untimed after
-    each call (to restore a cache)."""
-    times = []
-    for i in range(warmup + runs):
-        t = time.perf_counter()
-        fn()
-        elapsed = time.perf_counter() - t
-        if reset is not None:
-            reset()
-        if i >= warmup:
-            times.append(elapsed)
-    return statistics.median(times)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", nargs="+", default=["smollm2-135m", "qwen2.5-coder-0.5b"])
@@ -136,10 +102,8 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if not args.bin.is_file():
-        sys.exit(f"{args.bin} is missing: run `cargo build --release -p r3-cli` first")
+    require_binary(args.bin)
     torch.set_num_threads(args.threads)
     data = data_dir(args.data)
     text = titles_text(data)
@@ -148,17 +112,11 @@ def main() -> None:
 
     rows = []
     for model_id in args.models:
-        gguf = cache_dir() / f"{model_id}.gguf"
-        if not gguf.is_file():
-            sys.exit(f"{gguf} is missing: run `latentr3 model fetch {model_id}`")
-        with tempfile.TemporaryDirectory() as tmp:
-            # transformers reads a GGUF file from a folder: link the cached file into a scratch folder.
-            os.symlink(gguf, Path(tmp) / gguf.name)
-            tok = AutoTokenizer.from_pretrained(tmp, gguf_file=gguf.name)
-            t = time.perf_counter()
-            model = AutoModelForCausalLM.from_pretrained(tmp, gguf_file=gguf.name, dtype=torch.float32)
-            print(f"{model_id}: torch loaded the GGUF in {time.perf_counter() - t:.1f} s "
-                  f"(attention: {model.config._attn_implementation})", file=sys.stderr)
+        gguf = gguf_path(model_id)
+        t = time.perf_counter()
+        model, tok = load_gguf(gguf, tokenizer=True)
+        print(f"{model_id}: torch loaded the GGUF (and its tokenizer) in {time.perf_counter() - t:.1f} s "
+              f"(attention: {model.config._attn_implementation})", file=sys.stderr)
         model.eval()
         fix_pre_tokenizer(tok, gguf_pre_tokenizer(gguf))
         hf_ids = tok(text, add_special_tokens=False)["input_ids"]

@@ -23,37 +23,27 @@ Setup: see bench/README.md (same environment as prefill_vs_torch.py), then
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def cache_dir() -> Path:
-    env = os.environ.get("LATENTR3_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "latentr3" / "models"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (  # noqa: E402
+    add_thought_row, append_json_line, gguf_path, load_gguf, reference_in_child, require_binary, run_bench_json,
+    step_parser, timed_runs,
+)
 
 
 def ours(binary: Path, model: str, batch: int, runs: int, warmup: int, threads: int, dump: Path) -> dict:
     """Runs `latentr3 bench sft ... --json --dump-batch FILE` and returns its JSON line plus its peak RSS."""
     cmd = [str(binary), "bench", "sft", "--model", model, "--batch", str(batch), "--runs", str(runs),
            "--warmup", str(warmup), "--json", "--dump-batch", str(dump)]
-    env = dict(os.environ, RAYON_NUM_THREADS=str(threads), RUST_LOG="warn")
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed:\n{out.stderr}")
-    lines = out.stdout.strip().splitlines()
-    assert len(lines) == 1, f"expected one JSON line, got {out.stdout!r}"
-    result = json.loads(lines[0])
+    result = run_bench_json(cmd, threads)
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     # ru_maxrss of the children is the largest child so far: only meaningful when it grew.
     result["peak_rss_mb_measured"] = peak / 1024 if peak > before else None
@@ -105,22 +95,12 @@ class LatentRatt:
 
 def torch_step_time(model_id: str, batch_file: Path, runs: int, warmup: int, threads: int) -> dict:
     import torch
-    from transformers import AutoModelForCausalLM
 
     torch.set_num_threads(threads)
     data = json.load(open(batch_file))
     samples, thought_id = data["samples"], data["thought_id"]
-    gguf = cache_dir() / f"{model_id}.gguf"
-    with tempfile.TemporaryDirectory() as tmp:
-        os.symlink(gguf, Path(tmp) / gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(tmp, gguf_file=gguf.name, dtype=torch.float32)
-    # The thought row: appended, initialised to the mean embedding (the tied head gains it too).
-    emb = model.get_input_embeddings().weight
-    assert thought_id == emb.shape[0], f"thought id {thought_id} != vocabulary {emb.shape[0]}"
-    mean = emb.detach().mean(0)
-    model.resize_token_embeddings(thought_id + 1)
-    with torch.no_grad():
-        model.get_input_embeddings().weight[thought_id] = mean
+    model, _ = load_gguf(gguf_path(model_id))
+    add_thought_row(model, thought_id)
     model.train()
     ratt = LatentRatt(torch, model.config.hidden_size)
 
@@ -155,29 +135,15 @@ def torch_step_time(model_id: str, batch_file: Path, runs: int, warmup: int, thr
         opt.step()
         return loss.item()
 
-    times = []
-    for i in range(warmup + runs):
-        start = time.perf_counter()
-        step()
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    secs = statistics.median(times)
+    secs = statistics.median(timed_runs(step, runs, warmup))
     return {"median_s": secs, "target_tokens": n_tokens, "tokens": int(mask.sum()),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", nargs="+", default=["smollm2-135m", "qwen2.5-coder-0.5b"])
-    ap.add_argument("--bin", type=Path, default=REPO / "target" / "release" / "latentr3")
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--json-out", type=Path)
+    ap = step_parser(__doc__.split("\n\n")[0], lambda p: p.add_argument("--batch", type=int, default=8))
     args = ap.parse_args()
-    if not args.bin.is_file():
-        sys.exit(f"{args.bin} is missing: run `cargo build --release -p r3-cli` first")
+    require_binary(args.bin)
 
     rows = []
     for model_id in args.models:
@@ -185,21 +151,13 @@ def main() -> None:
         with tempfile.NamedTemporaryFile(suffix=".json") as f:
             mine = ours(args.bin, model_id, args.batch, args.runs, args.warmup, args.threads, Path(f.name))
             # The reference runs in a child process so that its peak memory is its own.
-            code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
-                    f"import sft_vs_torch as m; print(json.dumps(m.torch_step_time({model_id!r}, "
-                    f"__import__('pathlib').Path({f.name!r}), {args.runs}, {args.warmup}, {args.threads})))")
-            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-            if out.returncode != 0:
-                sys.exit(f"the PyTorch reference failed:\n{out.stderr}")
-            theirs = json.loads(out.stdout.strip().splitlines()[-1])
+            theirs = reference_in_child("sft_vs_torch", model_id, Path(f.name), args.runs, args.warmup, args.threads)
         row = {"model": model_id, "batch": args.batch, "ours_s": mine["median_s"], "torch_s": theirs["median_s"],
                "ratio": theirs["median_s"] / mine["median_s"], "ours_peak_mb": mine.get("peak_rss_mb"),
                "torch_peak_mb": theirs["peak_rss_mb"], "target_tokens": theirs["target_tokens"],
                "tokens": theirs["tokens"], "load_before": load}
         rows.append(row)
-        if args.json_out:
-            with open(args.json_out, "a") as out_file:
-                out_file.write(json.dumps(row) + "\n")
+        append_json_line(args.json_out, row)
 
     print("| model | batch | ours s/step | torch s/step | torch / ours | ours peak MB | torch peak MB |")
     print("|---|---:|---:|---:|---:|---:|---:|")

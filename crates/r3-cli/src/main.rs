@@ -1,8 +1,9 @@
 //! `latentr3`: the command line of the LatentR³ reproduction.
 //!
 //! Subcommands: `data stats`, `data prepare`, `data synth`, `metrics`, `model fetch`, `model list`, `model export`,
-//! `generate`, `bench prefill`, `bench decode`, `bench sft`, `device`, `train sft`. Logs go to stderr through
-//! `tracing` (`RUST_LOG` sets the level); results go to stdout (a table, or one JSON line with `--json`).
+//! `generate`, `bench prefill`, `bench decode`, `bench sft`, `bench eval`, `device`, `train sft`, `eval`,
+//! `recommend`. Logs go to stderr through `tracing` (`RUST_LOG` sets the level); results go to stdout (a table, or
+//! one JSON line with `--json`).
 
 mod cmd;
 mod device;
@@ -38,6 +39,10 @@ enum Command {
     /// Training: supervised fine-tuning (BIGRec, the LatentR³ warm-up).
     #[command(subcommand)]
     Train(cmd::train::TrainCommand),
+    /// Evaluate a model on a split: ranked predictions, HR@K / NDCG@K overall and per popularity bucket, latency.
+    Eval(cmd::eval::EvalArgs),
+    /// The top-k catalogue items for one user history.
+    Recommend(cmd::recommend::RecommendArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,6 +73,8 @@ fn main() -> std::process::ExitCode {
         Command::Bench(c) => cmd::bench::run(c),
         Command::Device(a) => cmd::data::run_device(a),
         Command::Train(c) => cmd::train::run(c),
+        Command::Eval(a) => cmd::eval::run(a),
+        Command::Recommend(a) => cmd::recommend::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -16,6 +16,25 @@ pub fn byte_bar(prefix: &str, total: u64) -> ProgressBar {
     bar
 }
 
+/// A step bar on stderr for a training run: `template` is an indicatif template (with `{prefix}`, `{bar}`,
+/// `{pos}`, `{len}`, `{msg}`, `{eta}`), the bar is drawn with `=> ` and ticks twice a second.
+pub fn step_bar(template: &str, prefix: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "),
+    );
+    bar.set_prefix(prefix.to_string());
+    bar.enable_steady_tick(Duration::from_millis(500));
+    bar
+}
+
+/// Points a [`step_bar`] at a run that starts (or resumes) at `start_step` of `total_steps`, with a fresh ETA.
+pub fn start_steps(bar: &ProgressBar, start_step: u64, total_steps: u64) {
+    bar.set_length(total_steps);
+    bar.set_position(start_step);
+    bar.reset_eta();
+}
+
 /// A spinner on stderr with the elapsed time, for work of unknown length.
 pub fn spinner(prefix: &str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());

@@ -11,6 +11,9 @@
 //!   give D3's decoding (length penalty 0, optional assistant item scores through [`ItemScorer`]).
 //! - [`SampleConfig::sample`]: temperature sampling constrained to the trie (GRPO rollouts), seeded.
 //! - [`GenerateConfig::generate`]: free generation, greedy or sampled (the chain-of-thought baseline).
+//! - [`Recommender`] ([`RecommenderInput`]) ties a LatentR³ model (`r3_latent::LatentModel`, or an untuned "Base"
+//!   backbone), its prompt encoder and the [`CatalogueTrie`] together: histories in, ranked catalogue titles with
+//!   scores and item ids out ([`Recommended`]); the latent tokens run before decoding, the prompt prefix once.
 //!
 //! ```
 //! use r3_decode::Trie;
@@ -26,12 +29,14 @@
 
 mod beam;
 mod error;
+mod eval;
 mod sample;
 mod start;
 mod trie;
 
 pub use beam::{BeamSearch, BeamSearchConfig, BeamSearchInput, BeamSearchOutput, Guidance, Hypothesis, ItemScorer};
 pub use error::{Error, Result};
+pub use eval::{CatalogueTrie, RecommendOutput, Recommended, Recommender, RecommenderInput};
 pub use sample::{GenerateConfig, Sample, SampleConfig};
 pub use start::DecodeStart;
 pub use trie::{NodeId, Trie};

@@ -10,13 +10,15 @@
 //! The official code names the same tensors `attention.query`, `attention.key` and `attention.value`; the
 //! prefix is a parameter, the inner names are ours.
 
+use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::path::Path;
 
 use burn::store::{
-    ApplyError, BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
-    SafetensorsStoreError,
+    ApplyError, BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, SafetensorsStore,
+    SafetensorsStoreError, bridge,
 };
+use burn::tensor::DType;
 
 use crate::error::{Error, Result};
 use crate::ratt::LatentRatt;
@@ -78,6 +80,37 @@ impl LatentRatt {
             .metadata("format", "pt");
         self.save_into(&mut store).map_err(|e| store_error(path, "write LatentRATT weights to", e))
     }
+}
+
+/// One f32 tensor of a safetensors file, on the host.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostTensor {
+    /// The shape (PyTorch order).
+    pub shape: Vec<usize>,
+    /// The values in row-major order.
+    pub data: Vec<f32>,
+}
+
+/// Reads every tensor of a safetensors file as host f32 values, by name, as stored (PyTorch names and layout);
+/// the golden tests compare them with ours.
+///
+/// # Errors
+/// [`Error::Io`] when the file cannot be read or parsed, [`Error::Tensor`] naming a tensor that is not F32 or
+/// whose data cannot be read.
+pub fn read_f32_tensors(path: &Path) -> Result<HashMap<String, HostTensor>> {
+    let mut store = SafetensorsStore::from_file(path);
+    let tensors = store.get_all_tensors().map_err(|e| store_error(path, "read tensors from", e))?;
+    let mut out = HashMap::with_capacity(tensors.len());
+    for (name, tensor) in tensors {
+        let bad = |message: String| Error::Tensor { path: path.to_path_buf(), tensor: name.clone(), message };
+        if tensor.dtype != DType::F32 {
+            return Err(bad(format!("is {:?}, expected F32", tensor.dtype)));
+        }
+        let data = bridge::to_data(tensor).map_err(|e| bad(format!("cannot be read: {e}")))?;
+        let data = data.try_to_vec::<f32>().map_err(|e| bad(format!("cannot be read as f32: {e:?}")))?;
+        out.insert(name.clone(), HostTensor { shape: tensor.shape.to_vec(), data });
+    }
+    Ok(out)
 }
 
 /// A remapper with one rule (the pattern is built from escaped text, so it always compiles).
@@ -166,6 +199,10 @@ mod tests {
             bytes[start..start + 144].chunks(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
         let want: Vec<f32> = a.q.weight.val().transpose().into_data().try_to_vec().expect("f32");
         assert_eq!(stored, want);
+        // The host reader gives the same tensors by their stored names.
+        let host = read_f32_tensors(&path).expect("read as host tensors");
+        assert_eq!(host.len(), 6, "{:?}", host.keys().collect::<Vec<_>>());
+        assert_eq!(host["latentratt.q.weight"], HostTensor { shape: vec![6, 6], data: want });
 
         let mut b = LatentRattConfig::new(6).init(&device);
         assert_ne!(flat(&a), flat(&b));

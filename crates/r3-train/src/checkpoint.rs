@@ -54,6 +54,19 @@ pub struct TrainerState {
     pub stopped_early: bool,
 }
 
+/// What a trainer stores in `state.json`: its position, numbered by the optimizer steps taken (which name the
+/// checkpoint folder). [`TrainerState`] is the SFT trainer's; r3-grpo's `GrpoState` is another.
+pub trait CheckpointState: Serialize {
+    /// Optimizer steps taken.
+    fn step(&self) -> u64;
+}
+
+impl CheckpointState for TrainerState {
+    fn step(&self) -> u64 {
+        self.step
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct Latest {
     dir: String,
@@ -69,22 +82,24 @@ fn record_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Record { path: path.into(), message: e.to_string() }
 }
 
-/// Writes a checkpoint of `model`, `optimizer` and `state` into `run_dir/checkpoints/step-N` and points
-/// `latest.json` at it; keeps the `keep` newest step folders plus `keep_also` (the best one). Returns the folder.
+/// Writes a checkpoint of `model`, `optimizer` and `state` into `run_dir/checkpoints/step-N` (N = `state.step()`)
+/// and points `latest.json` at it; keeps the `keep` newest step folders plus `keep_also` (the best one). Returns
+/// the folder.
 ///
 /// # Errors
 /// [`Error::Io`] or [`Error::Record`] naming the file that failed; the previous latest checkpoint stays valid.
-pub fn save<M: Module>(
+pub fn save<M: Module, S: CheckpointState>(
     run_dir: &Path,
     model: &M,
     optimizer: &ModuleOptimizer,
-    state: &TrainerState,
+    state: &S,
     keep: usize,
     keep_also: Option<u64>,
 ) -> Result<PathBuf> {
     let root = run_dir.join(CHECKPOINTS_DIR);
     std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, "create folder", e))?;
-    let name = step_dir_name(state.step);
+    let step = state.step();
+    let name = step_dir_name(step);
     let dir = root.join(&name);
     let tmp = root.join(format!(".tmp-{name}-{}", std::process::id()));
     if tmp.exists() {
@@ -103,7 +118,7 @@ pub fn save<M: Module>(
     }
     std::fs::rename(&tmp, &dir).map_err(|e| Error::io(&dir, "rename checkpoint folder into place", e))?;
     sync_dir(&root);
-    write_json(&root.join(LATEST_FILE), &Latest { dir: name, step: state.step })?;
+    write_json(&root.join(LATEST_FILE), &Latest { dir: name, step })?;
     prune(&root, keep, keep_also)?;
     Ok(dir)
 }

@@ -11,7 +11,9 @@
 
 use std::path::Path;
 
+use burn::optim::{AdamWConfig, ModuleOptimizer};
 use r3_data::Template;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
@@ -251,6 +253,79 @@ impl Default for TrainConfig {
     }
 }
 
+impl TrainConfig {
+    /// The optimizer's settings of this section.
+    pub fn optimizer(&self) -> OptimizerSettings {
+        let t = self;
+        OptimizerSettings {
+            lr: t.lr,
+            weight_decay: t.weight_decay,
+            clip: t.clip,
+            beta1: t.beta1,
+            beta2: t.beta2,
+            eps: t.eps,
+        }
+    }
+}
+
+/// The AdamW settings that every `[train]` section has (SFT's [`TrainConfig`], r3-grpo's `GrpoTrainConfig`), with
+/// their checks and the optimizer they build.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OptimizerSettings {
+    /// `train.lr`: the peak learning rate (the schedule gives each step's).
+    pub lr: f64,
+    /// `train.weight_decay`: AdamW's decoupled weight decay.
+    pub weight_decay: f64,
+    /// `train.clip`: the maximum global gradient norm; 0 = no clipping (the trainer clips).
+    pub clip: f64,
+    /// `train.beta1`: AdamW β₁.
+    pub beta1: f64,
+    /// `train.beta2`: AdamW β₂.
+    pub beta2: f64,
+    /// `train.eps`: AdamW ε.
+    pub eps: f64,
+}
+
+impl OptimizerSettings {
+    /// Checks the ranges (a positive finite `lr` and `eps`, `weight_decay` and `clip` ≥ 0, β in [0, 1)).
+    ///
+    /// # Errors
+    /// [`Error::BadValue`] naming the first offending `train.*` key.
+    pub fn validate(&self, origin: &str) -> Result<()> {
+        let bad = |key: &str, message: String| Err(Error::BadValue { origin: origin.into(), key: key.into(), message });
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad("train.lr", format!("must be a positive number, got {}", self.lr));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad("train.weight_decay", format!("must be ≥ 0, got {}", self.weight_decay));
+        }
+        if !(self.clip.is_finite() && self.clip >= 0.0) {
+            return bad("train.clip", format!("must be ≥ 0 (0 = no clipping), got {}", self.clip));
+        }
+        for (key, v) in [("train.beta1", self.beta1), ("train.beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&v) {
+                return bad(key, format!("must be in [0, 1), got {v}"));
+            }
+        }
+        if !(self.eps.is_finite() && self.eps > 0.0) {
+            return bad("train.eps", format!("must be a positive number, got {}", self.eps));
+        }
+        Ok(())
+    }
+
+    /// burn's AdamW with these β, ε and weight decay (the learning rate is given at each step).
+    pub fn adamw(&self) -> ModuleOptimizer {
+        // NOTE: burn's AdamW applies the decay as `w · (1 − lr·λ)` like torch's AdamW; clipping is done globally by
+        // the trainer, so no per-tensor `grad_clipping` is configured here.
+        AdamWConfig::new()
+            .with_beta_1(self.beta1 as f32)
+            .with_beta_2(self.beta2 as f32)
+            .with_epsilon(self.eps as f32)
+            .with_weight_decay(self.weight_decay as f32)
+            .init()
+    }
+}
+
 /// `[run]`: the run folder.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -289,17 +364,12 @@ impl SftConfig {
     /// override) with the valid keys, [`Error::BadValue`] naming a key with a value of the wrong type or out of
     /// range, [`Error::Override`] for a malformed override.
     pub fn from_toml_str(text: &str, origin: &str, overrides: &[String]) -> Result<Self> {
-        let mut tree: Table =
-            toml::from_str(text).map_err(|e| Error::Toml { origin: origin.into(), message: e.to_string() })?;
-        let schema = schema()?;
-        check_keys(&tree, &schema, "", origin)?;
-        for arg in overrides {
-            let (key, value) = parse_override(arg)?;
-            let path: Vec<&str> = key.split('.').collect();
-            check_path(&path, &schema, &format!("--set {arg}"))?;
-            set_path(&mut tree, &path, value, arg)?;
-        }
-        let config = deserialize(tree, &schema, origin)?;
+        // The optional `[paper]` block and its optional value are filled in so that their keys are known.
+        let full = SftConfig {
+            paper: Some(PaperCell { expected: Some(0.0), ..PaperCell::default() }),
+            ..SftConfig::default()
+        };
+        let config: SftConfig = parse_toml_with_schema(text, origin, overrides, &full)?;
         config.validate(origin)?;
         Ok(config)
     }
@@ -309,11 +379,7 @@ impl SftConfig {
     /// # Errors
     /// [`Error::BadValue`] if a value cannot be written as TOML (a non-finite float).
     pub fn to_toml(&self) -> Result<String> {
-        toml::to_string_pretty(self).map_err(|e| Error::BadValue {
-            origin: "<resolved config>".into(),
-            key: "<root>".into(),
-            message: format!("cannot be written as TOML: {e}"),
-        })
+        to_toml_string(self, "<resolved config>")
     }
 
     /// The number of latent tokens actually used: 0 with `data.no_latent`, else `data.n_thought`.
@@ -328,9 +394,7 @@ impl SftConfig {
     pub fn validate(&self, origin: &str) -> Result<()> {
         let bad = |key: &str, message: String| Err(Error::BadValue { origin: origin.into(), key: key.into(), message });
         let t = &self.train;
-        if !(t.lr.is_finite() && t.lr > 0.0) {
-            return bad("train.lr", format!("must be a positive number, got {}", t.lr));
-        }
+        t.optimizer().validate(origin)?;
         if t.batch == 0 || t.micro_batch == 0 {
             return bad("train.batch", "`train.batch` and `train.micro_batch` must be at least 1".into());
         }
@@ -348,20 +412,6 @@ impl SftConfig {
         }
         if t.epochs == 0 {
             return bad("train.epochs", "must be at least 1".into());
-        }
-        if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
-            return bad("train.weight_decay", format!("must be ≥ 0, got {}", t.weight_decay));
-        }
-        if !(t.clip.is_finite() && t.clip >= 0.0) {
-            return bad("train.clip", format!("must be ≥ 0 (0 = no clipping), got {}", t.clip));
-        }
-        for (key, v) in [("train.beta1", t.beta1), ("train.beta2", t.beta2)] {
-            if !(0.0..1.0).contains(&v) {
-                return bad(key, format!("must be in [0, 1), got {v}"));
-            }
-        }
-        if !(t.eps.is_finite() && t.eps > 0.0) {
-            return bad("train.eps", format!("must be a positive number, got {}", t.eps));
         }
         let d = &self.data;
         if d.cutoff == 0 {
@@ -422,12 +472,47 @@ fn largest_divisor_at_most(n: usize, k: usize) -> usize {
     (1..=k.min(n)).rev().find(|d| n.is_multiple_of(*d)).unwrap_or(1)
 }
 
-/// The key tree of the defaults: every valid key, with a value of its type.
-fn schema() -> Result<Table> {
-    // The optional `[paper]` block and its optional value are filled in so that their keys are known.
-    let full =
-        SftConfig { paper: Some(PaperCell { expected: Some(0.0), ..PaperCell::default() }), ..SftConfig::default() };
-    let text = full.to_toml()?;
+/// Parses TOML text into any run-configuration struct with the checks of [`SftConfig::from_toml_str`]: unknown
+/// keys (in the file or in `--set key=value` overrides) are errors naming the key and listing the valid ones, and a
+/// value of the wrong type is an error naming its key. `full` is a value whose serialisation holds every valid key
+/// (fill optional blocks with `Some`); it only serves as the key schema. Validation of the values is the caller's.
+///
+/// # Errors
+/// As [`SftConfig::from_toml_str`], without the range checks.
+pub fn parse_toml_with_schema<T: Serialize + DeserializeOwned>(
+    text: &str,
+    origin: &str,
+    overrides: &[String],
+    full: &T,
+) -> Result<T> {
+    let mut tree: Table =
+        toml::from_str(text).map_err(|e| Error::Toml { origin: origin.into(), message: e.to_string() })?;
+    let schema = schema(full)?;
+    check_keys(&tree, &schema, "", origin)?;
+    for arg in overrides {
+        let (key, value) = parse_override(arg)?;
+        let path: Vec<&str> = key.split('.').collect();
+        check_path(&path, &schema, &format!("--set {arg}"))?;
+        set_path(&mut tree, &path, value, arg)?;
+    }
+    deserialize(tree, &schema, origin)
+}
+
+/// Writes a configuration as pretty TOML (`origin` names it in the error).
+///
+/// # Errors
+/// [`Error::BadValue`] if a value cannot be written as TOML (a non-finite float).
+pub fn to_toml_string<T: Serialize>(value: &T, origin: &str) -> Result<String> {
+    toml::to_string_pretty(value).map_err(|e| Error::BadValue {
+        origin: origin.into(),
+        key: "<root>".into(),
+        message: format!("cannot be written as TOML: {e}"),
+    })
+}
+
+/// The key tree of `full`: every valid key, with a value of its type.
+fn schema<T: Serialize>(full: &T) -> Result<Table> {
+    let text = to_toml_string(full, "<defaults>")?;
     toml::from_str(&text).map_err(|e| Error::Toml { origin: "<defaults>".into(), message: e.to_string() })
 }
 
@@ -534,8 +619,8 @@ fn set_path(tree: &mut Table, path: &[&str], value: Value, arg: &str) -> Result<
 }
 
 /// Deserialises the tree; on failure, finds the first leaf whose value alone breaks the defaults, to name it.
-fn deserialize(tree: Table, schema: &Table, origin: &str) -> Result<SftConfig> {
-    match Value::Table(tree.clone()).try_into::<SftConfig>() {
+fn deserialize<T: DeserializeOwned>(tree: Table, schema: &Table, origin: &str) -> Result<T> {
+    match Value::Table(tree.clone()).try_into::<T>() {
         Ok(c) => Ok(c),
         Err(e) => {
             let mut leaves = Vec::new();
@@ -546,7 +631,7 @@ fn deserialize(tree: Table, schema: &Table, origin: &str) -> Result<SftConfig> {
                 if set_path(&mut probe, &parts, value.clone(), "").is_err() {
                     continue;
                 }
-                if let Err(leaf_err) = Value::Table(probe).try_into::<SftConfig>() {
+                if let Err(leaf_err) = Value::Table(probe).try_into::<T>() {
                     let expected = lookup(schema, &parts).map_or("another type", Value::type_str);
                     return Err(Error::BadValue {
                         origin: origin.into(),

@@ -44,14 +44,14 @@ mod schedule;
 mod trainer;
 
 pub use config::{
-    DataConfig, Dtype, LatentConfig, LoraConfig, ModelConfig, PaperCell, RunConfig, SftConfig, TrainConfig,
-    seeded_subset,
+    DataConfig, Dtype, LatentConfig, LoraConfig, ModelConfig, OptimizerSettings, PaperCell, RunConfig, SftConfig,
+    TrainConfig, parse_toml_with_schema, seeded_subset, to_toml_string,
 };
 pub use error::{Error, Result};
 pub use latent::{LatentMeta, LatentSetup, build_latent, load_model_dir, save_model_dir};
 pub use model::{Nll, SftModel, target_nll};
 pub use progress::{EvalInfo, NoProgress, StartInfo, StepInfo, TrainProgress};
-pub use schedule::LinearSchedule;
+pub use schedule::{CosineSchedule, LinearSchedule};
 pub use trainer::{Collate, SftData, SftOutcome, SftSummary, SftTrainer, epoch_order, total_steps};
 
 /// The device of the unit tests (the flex CPU backend, enabled for tests only).

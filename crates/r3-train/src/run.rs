@@ -76,7 +76,7 @@ impl RunEnv {
 }
 
 /// Seconds since the Unix epoch.
-pub(crate) fn now_unix() -> u64 {
+pub fn now_unix() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
@@ -197,14 +197,14 @@ pub(crate) fn write_run_files(run_dir: &Path, config: &SftConfig, env: &RunEnv) 
 }
 
 /// Writes a value as pretty JSON, atomically.
-pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(value).map_err(|source| Error::Json { path: path.into(), source })?;
     r3_data::write_atomic(path, |w| w.write_all(&bytes))?;
     Ok(())
 }
 
 /// Reads a JSON file.
-pub(crate) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, "read", e))?;
     serde_json::from_slice(&bytes).map_err(|source| Error::Json { path: path.into(), source })
 }

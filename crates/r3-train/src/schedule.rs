@@ -27,3 +27,43 @@ impl LinearSchedule {
         self.peak_lr * factor.max(0.0)
     }
 }
+
+/// Linear warm-up from 0 to `peak_lr`, then cosine decay to 0 at `total` (HF `get_cosine_schedule_with_warmup`
+/// with half a cycle, which TRL's `lr_scheduler_type = "cosine"` uses; the LR-GRPO stage, PAPER.md §4).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CosineSchedule {
+    /// The learning rate at the end of the warm-up.
+    pub peak_lr: f64,
+    /// Warm-up steps.
+    pub warmup: u64,
+    /// Total optimizer steps.
+    pub total: u64,
+}
+
+impl CosineSchedule {
+    /// The learning rate of optimizer step `step` (0-based): `peak · step / warmup` during the warm-up, then
+    /// `peak · ½ (1 + cos(π · progress))` with `progress = (step − warmup) / (total − warmup)`.
+    pub fn lr(&self, step: u64) -> f64 {
+        if step < self.warmup {
+            return self.peak_lr * step as f64 / self.warmup.max(1) as f64;
+        }
+        let progress = (step - self.warmup) as f64 / (self.total.saturating_sub(self.warmup)).max(1) as f64;
+        self.peak_lr * (0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos())).max(0.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cosine_warms_up_then_decays_to_zero() {
+        let s = CosineSchedule { peak_lr: 1e-4, warmup: 10, total: 110 };
+        assert_eq!(s.lr(0), 0.0);
+        assert!((s.lr(5) - 0.5e-4).abs() < 1e-15);
+        assert!((s.lr(10) - 1e-4).abs() < 1e-15);
+        assert!((s.lr(60) - 0.5e-4).abs() < 1e-12, "{}", s.lr(60));
+        assert!(s.lr(110).abs() < 1e-15);
+        assert!(s.lr(200).abs() < 1e-15);
+    }
+}

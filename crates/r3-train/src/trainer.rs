@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::Device;
 use r3_data::{EncodedSample, SftBatch};
 use serde::{Deserialize, Serialize};
@@ -115,14 +115,7 @@ fn count_real(batch: &SftBatch) -> usize {
 }
 
 fn adamw(config: &SftConfig) -> ModuleOptimizer {
-    // NOTE: burn's AdamW applies the decay as `w · (1 − lr·λ)` like torch's AdamW; clipping is done globally by
-    // the trainer, so no per-tensor `grad_clipping` is configured here.
-    AdamWConfig::new()
-        .with_beta_1(config.train.beta1 as f32)
-        .with_beta_2(config.train.beta2 as f32)
-        .with_epsilon(config.train.eps as f32)
-        .with_weight_decay(config.train.weight_decay as f32)
-        .init()
+    config.train.optimizer().adamw()
 }
 
 fn check_data(data: &SftData) -> Result<()> {
@@ -336,8 +329,14 @@ impl<M: SftModel> SftTrainer<M> {
         Ok(())
     }
 
-    /// One optimizer step over the samples `idx`: returns (loss, grad norm, tokens).
-    fn train_step(&mut self, idx: &[usize], lr: f64) -> Result<(f64, f64, usize)> {
+    /// One optimizer step over the training samples `idx` (indices into [`SftData::train`]) at learning rate
+    /// `lr`, exactly as [`SftTrainer::run`] takes it (micro-batches, accumulation, clipping, AdamW), without
+    /// touching the run's state, metrics or checkpoints: returns (loss, grad norm before clipping, real target
+    /// tokens). `latentr3 bench sft` times it.
+    ///
+    /// # Errors
+    /// As [`SftTrainer::run`]'s steps: a non-finite loss or gradient norm, a batch without targets.
+    pub fn train_step(&mut self, idx: &[usize], lr: f64) -> Result<(f64, f64, usize)> {
         let step = self.state.step + 1;
         let micro: Vec<SftBatch> = idx
             .chunks(self.config.train.micro_batch)

@@ -33,6 +33,12 @@ pub enum BenchCommand {
     Prefill(BenchArgs),
     /// One cached decoding step of one token per row, after a (not timed) prefill of `--tokens` ids.
     Decode(BenchArgs),
+    /// One LatentR³ SFT optimizer step (two-pass forward, backward, AdamW) on real CDs samples.
+    Sft(super::bench_sft::SftBenchArgs),
+    /// Evaluation speed: users/s and per-user latency of constrained beam search on the first CDs test users.
+    Eval(super::bench_eval::EvalBenchArgs),
+    /// One GRPO micro-step (2 prompts × K samples: forward, rewards, loss, backward, AdamW on LatentRATT).
+    Grpo(super::bench_grpo::GrpoBenchArgs),
 }
 
 /// Arguments of `latentr3 bench prefill|decode`.
@@ -50,23 +56,43 @@ pub struct BenchArgs {
     /// Timed runs; the median is reported.
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
-    /// Untimed runs before the timed ones.
+    /// Also write the token windows as JSON (`{"windows": [[ids]]}`) to this file, so that another
+    /// implementation can run on exactly the same ids.
+    #[arg(long)]
+    pub dump_ids: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// The flags that every `latentr3 bench ...` shares: untimed warm-up runs, JSON output, the data folder and the
+/// backend.
+#[derive(Debug, clap::Args)]
+pub struct CommonArgs {
+    /// Untimed runs (steps, micro-steps, runs of the first batch) before the timed ones.
     #[arg(long, default_value_t = 1)]
     pub warmup: usize,
     /// Print one JSON line instead of a sentence.
     #[arg(long)]
     pub json: bool,
-    /// The data folder with the CDs test split. Default: $LATENTR3_DATA, else ../shared/datasets/amazon18 beside
+    /// The data folder with the CDs splits. Default: $LATENTR3_DATA, else ../shared/datasets/amazon18 beside
     /// the repository.
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Also write the token windows as JSON (`{"windows": [[ids]]}`) to this file, so that another
-    /// implementation can run on exactly the same ids.
-    #[arg(long)]
-    pub dump_ids: Option<PathBuf>,
     /// The compute backend (default: the first compiled in).
     #[arg(long, value_enum)]
     pub backend: Option<device::BackendName>,
+}
+
+impl CommonArgs {
+    /// The device of `--backend` (see [`device::select`]).
+    pub fn device(&self) -> anyhow::Result<Device> {
+        device::select(self.backend)
+    }
+
+    /// The data folder of `--data` (see [`super::data_dir`]).
+    pub fn data_dir(&self) -> anyhow::Result<PathBuf> {
+        super::data_dir(self.data.as_ref())
+    }
 }
 
 /// What is timed.
@@ -90,6 +116,9 @@ pub fn run(cmd: &BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Prefill(a) => bench(a, Kind::Prefill),
         BenchCommand::Decode(a) => bench(a, Kind::Decode),
+        BenchCommand::Sft(a) => super::bench_sft::run(a),
+        BenchCommand::Eval(a) => super::bench_eval::run(a),
+        BenchCommand::Grpo(a) => super::bench_grpo::run(a),
     }
 }
 
@@ -99,9 +128,9 @@ fn bench(args: &BenchArgs, kind: Kind) -> anyhow::Result<()> {
             bail!("{name} must be at least 1");
         }
     }
-    let dev = device::select(args.backend)?;
+    let dev = args.common.device()?;
     let source = model_source::resolve(&args.model)?;
-    let data = super::data_dir(args.data.as_ref())?;
+    let data = args.common.data_dir()?;
     let width = args.tokens + usize::from(kind == Kind::Decode);
     // Tokenise first and drop the tokenizer before the weights arrive: the peak memory is then the model's.
     let windows = token_windows(&model_source::load_tokenizer(&source)?, &data, args.batch, width)?;
@@ -114,34 +143,17 @@ fn bench(args: &BenchArgs, kind: Kind) -> anyhow::Result<()> {
     let ids: Vec<i64> = windows.iter().flatten().map(|&t| i64::from(t)).collect();
     let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [args.batch, width]), &dev); // [B, width]
 
-    let mut times = Vec::with_capacity(args.runs);
-    match kind {
-        Kind::Prefill => {
-            for run in 0..args.warmup + args.runs {
-                let secs = time(&dev, || prefill(model, ids.clone()).1)?;
-                if run >= args.warmup {
-                    times.push(secs);
-                }
-            }
-        }
+    let warmup = args.common.warmup;
+    let times = match kind {
+        Kind::Prefill => time_runs(&dev, warmup, args.runs, |_| (), |_, ()| Ok(prefill(model, ids.clone()).1))?,
         Kind::Decode => {
             let (cache, _) = prefill(model, ids.clone().narrow(1, 0, args.tokens));
             sync(&dev)?;
             let step = ids.narrow(1, args.tokens, 1); // [B, 1]
-            for run in 0..args.warmup + args.runs {
-                let secs = time(&dev, || decode_step(model, step.clone(), cache.clone()))?;
-                if run >= args.warmup {
-                    times.push(secs);
-                }
-            }
+            time_runs(&dev, warmup, args.runs, |_| (), |_, ()| Ok(decode_step(model, step.clone(), cache.clone())))?
         }
-    }
-    times.sort_by(f64::total_cmp);
-    let median = if times.len() % 2 == 1 {
-        times[times.len() / 2]
-    } else {
-        (times[times.len() / 2 - 1] + times[times.len() / 2]) / 2.0
     };
+    let median = median(&times);
     let (new, past) = match kind {
         Kind::Prefill => (args.tokens, 0),
         Kind::Decode => (1, args.tokens),
@@ -149,7 +161,7 @@ fn bench(args: &BenchArgs, kind: Kind) -> anyhow::Result<()> {
     let tokens_per_s = (args.batch * new) as f64 / median;
     let gflops = forward_flops(config, args.batch, new, past) / median / 1e9;
     let threads = threads();
-    if args.json {
+    if args.common.json {
         let line = serde_json::json!({
             "model": args.model,
             "kind": kind.name(),
@@ -214,18 +226,45 @@ fn sync(dev: &Device) -> anyhow::Result<()> {
     dev.sync().map_err(|e| anyhow!("the device failed: {e:?}"))
 }
 
-/// Seconds taken by `work`, including the device work it queued; its result is dropped after the timer stops.
-fn time<T>(dev: &Device, work: impl FnOnce() -> T) -> anyhow::Result<f64> {
+/// Runs `work` and returns its result with the seconds it took, including the device work it queued: the timer
+/// stops after [`Device::sync`], so queued work is counted on asynchronous backends.
+pub fn timed<T>(dev: &Device, work: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<(T, f64)> {
     let start = Instant::now();
-    let result = work();
+    let result = work()?;
     sync(dev)?;
-    let secs = start.elapsed().as_secs_f64();
-    drop(result);
-    Ok(secs)
+    Ok((result, start.elapsed().as_secs_f64()))
+}
+
+/// The seconds of `runs` timed calls of `work(run, input)` after `warmup` untimed ones, sorted ascending (see
+/// [`timed`]). `prepare(run)` makes each call's input outside the timer; each result is dropped after its timer
+/// stops.
+pub fn time_runs<S, T>(
+    dev: &Device,
+    warmup: usize,
+    runs: usize,
+    mut prepare: impl FnMut(usize) -> S,
+    mut work: impl FnMut(usize, S) -> anyhow::Result<T>,
+) -> anyhow::Result<Vec<f64>> {
+    let mut times = Vec::with_capacity(runs);
+    for run in 0..warmup + runs {
+        let input = prepare(run);
+        let (result, secs) = timed(dev, || work(run, input))?;
+        drop(result);
+        if run >= warmup {
+            times.push(secs);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times)
+}
+
+/// The median of ascending `sorted` times (the mean of the two middle ones for an even count; NaN when empty).
+pub fn median(sorted: &[f64]) -> f64 {
+    super::eval::percentile(sorted, 0.5)
 }
 
 /// The CPU threads of the flex backend (rayon): `RAYON_NUM_THREADS`, else the available parallelism.
-fn threads() -> usize {
+pub fn threads() -> usize {
     std::env::var("RAYON_NUM_THREADS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -1,22 +1,14 @@
 //! `latentr3 data stats` and `latentr3 device`.
 
-use std::path::PathBuf;
-
-use anyhow::Context;
-use r3_data::{Dataset, DatasetStats, PopularityConfig};
+use r3_data::DatasetStats;
 
 use crate::device;
 
 /// Arguments of `latentr3 data stats`.
 #[derive(Debug, clap::Args)]
 pub struct StatsArgs {
-    /// The data folder (with info/, train/, valid/, test/). Default: $LATENTR3_DATA, else
-    /// ../shared/datasets/amazon18 beside the repository.
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    /// The dataset stem, e.g. CDs_and_Vinyl_5_2015-10-2018-11.
-    #[arg(long)]
-    pub stem: String,
+    #[command(flatten)]
+    pub dataset: super::DatasetArgs,
     /// Share of train interactions covered by the "popular" items.
     #[arg(long, default_value_t = 0.8)]
     pub coverage: f64,
@@ -27,13 +19,10 @@ pub struct StatsArgs {
 
 /// Runs `latentr3 data stats`.
 pub fn run_stats(args: &StatsArgs) -> anyhow::Result<()> {
-    if !(args.coverage > 0.0 && args.coverage <= 1.0) {
-        anyhow::bail!("--coverage must be in (0, 1], got {}", args.coverage);
-    }
-    let dir = super::data_dir(args.data.as_ref())?;
-    let ds =
-        Dataset::load(&dir, &args.stem).with_context(|| format!("loading `{}` from {}", args.stem, dir.display()))?;
-    let stats = DatasetStats::compute(&ds, PopularityConfig { coverage: args.coverage });
+    let popularity = super::popularity_config(args.coverage)?;
+    let dir = args.dataset.dir()?;
+    let ds = args.dataset.load(&dir)?;
+    let stats = DatasetStats::compute(&ds, popularity);
     if args.json {
         println!("{}", serde_json::to_string(&stats)?);
     } else {

@@ -9,12 +9,56 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
-use r3_data::{Dataset, Interaction, Popularity, PopularityConfig, Split};
+use anyhow::bail;
+use r3_data::{Dataset, Interaction, Popularity, Split};
 use r3_metrics::{
     Baseline, BootstrapConfig, Cutoffs, PredictionRecord, Report, ReportInput, TitleIndex, read_predictions,
     strip_target, strip_target_text,
 };
+
+use super::DatasetArgs;
+
+/// `--k` and `--coverage`: the cut-offs and the popularity buckets of the metric tables (`metrics`, `eval`).
+#[derive(Debug, clap::Args)]
+pub struct TableArgs {
+    /// The cut-offs K of HR@K and NDCG@K, comma-separated ([CODE] 1,3,5,10,20; the paper reports 5 and 10).
+    #[arg(long, default_value = "1,3,5,10,20")]
+    pub k: Cutoffs,
+    /// Share of train interactions covered by the "popular" items (the popularity buckets).
+    #[arg(long, default_value_t = 0.8)]
+    pub coverage: f64,
+}
+
+impl TableArgs {
+    /// The report of `records` (named `name`) on `targets`, the rows they predict in record order: the metrics at
+    /// `--k` by title and by item id, per popularity bucket of `--coverage` (see [`super::popularity_config`]), with the gains over `baseline`. The popularity split is returned too.
+    pub fn report<'a>(
+        &self,
+        ds: &Dataset,
+        targets: impl IntoIterator<Item = &'a Interaction>,
+        name: &str,
+        records: &[PredictionRecord],
+        baseline: Option<Baseline<'_>>,
+        bootstrap: BootstrapConfig,
+    ) -> anyhow::Result<(Report, Popularity)> {
+        let popularity =
+            Popularity::from_train(&ds.train, ds.catalogue.len(), super::popularity_config(self.coverage)?);
+        let (labels, ids): (Vec<&str>, Vec<_>) =
+            targets.into_iter().map(|r| (popularity.bucket(r.item_id), r.item_id)).unzip();
+        let index = TitleIndex::new(&ds.catalogue);
+        let report = Report::build(&ReportInput {
+            name,
+            records,
+            index: &index,
+            cutoffs: &self.k,
+            target_ids: Some(&ids),
+            buckets: Some(&labels),
+            baseline,
+            bootstrap,
+        })?;
+        Ok((report, popularity))
+    }
+}
 
 /// Arguments of `latentr3 metrics`.
 #[derive(Debug, clap::Args)]
@@ -22,25 +66,16 @@ pub struct MetricsArgs {
     /// The prediction file: a JSON array of records with `input`, `output` and `predict`, or JSON lines.
     #[arg(long)]
     pub predictions: PathBuf,
-    /// The data folder (with info/, train/, valid/, test/). Default: $LATENTR3_DATA, else
-    /// ../shared/datasets/amazon18 beside the repository.
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    /// The dataset stem, e.g. CDs_and_Vinyl_5_2015-10-2018-11.
-    #[arg(long)]
-    pub stem: String,
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
     /// The split the predictions were made for (train, valid or test).
     #[arg(long, default_value = "test")]
     pub split: Split,
     /// A baseline prediction file on the same split: report our relative gain over it.
     #[arg(long)]
     pub baseline: Option<PathBuf>,
-    /// The cut-offs K of HR@K and NDCG@K, comma-separated ([CODE] 1,3,5,10,20; the paper reports 5 and 10).
-    #[arg(long, default_value = "1,3,5,10,20")]
-    pub k: Cutoffs,
-    /// Share of train interactions covered by the "popular" items (the popularity buckets).
-    #[arg(long, default_value_t = 0.8)]
-    pub coverage: f64,
+    #[command(flatten)]
+    pub table: TableArgs,
     /// Number of paired-bootstrap resamples for the intervals of the gains.
     #[arg(long, default_value_t = 1000)]
     pub bootstrap: usize,
@@ -111,44 +146,34 @@ fn read_aligned(file: &Path, rows: &[Interaction], csv: &Path) -> anyhow::Result
 
 /// Runs `latentr3 metrics`.
 pub fn run(args: &MetricsArgs) -> anyhow::Result<()> {
-    if !(args.coverage > 0.0 && args.coverage <= 1.0) {
-        bail!("--coverage must be in (0, 1], got {}", args.coverage);
-    }
+    super::popularity_config(args.table.coverage)?;
     if args.baseline.is_some() && args.bootstrap == 0 {
         bail!("--bootstrap 0: the gains over --baseline need at least 1 resample (default 1000)");
     }
-    let dir = super::data_dir(args.data.as_ref())?;
-    let ds =
-        Dataset::load(&dir, &args.stem).with_context(|| format!("loading `{}` from {}", args.stem, dir.display()))?;
+    let dir = args.dataset.dir()?;
+    let ds = args.dataset.load(&dir)?;
     let rows = ds.split(args.split);
-    let csv = args.split.path(&dir, &args.stem);
+    let csv = args.split.path(&dir, &args.dataset.stem);
     let records = read_aligned(&args.predictions, rows, &csv)?;
     let baseline = match &args.baseline {
         Some(b) => Some(read_aligned(b, rows, &csv)?),
         None => None,
     };
-    tracing::info!(records = records.len(), split = %args.split, stem = %args.stem, "evaluating predictions");
+    tracing::info!(records = records.len(), split = %args.split, stem = %args.dataset.stem, "evaluating predictions");
 
-    let popularity =
-        Popularity::from_train(&ds.train, ds.catalogue.len(), PopularityConfig { coverage: args.coverage });
-    let labels: Vec<&str> = rows.iter().map(|r| popularity.bucket(r.item_id)).collect();
-    let ids: Vec<_> = rows.iter().map(|r| r.item_id).collect();
-    let index = TitleIndex::new(&ds.catalogue);
     let name = args.predictions.display().to_string();
     let base_name = args.baseline.as_ref().map(|b| b.display().to_string());
-    let report = Report::build(&ReportInput {
-        name: &name,
-        records: &records,
-        index: &index,
-        cutoffs: &args.k,
-        target_ids: Some(&ids),
-        buckets: Some(&labels),
-        baseline: baseline.as_deref().zip(base_name.as_deref()).map(|(records, name)| Baseline { name, records }),
-        bootstrap: BootstrapConfig { resamples: args.bootstrap, seed: args.seed },
-    })?;
+    let (report, popularity) = args.table.report(
+        &ds,
+        rows,
+        &name,
+        &records,
+        baseline.as_deref().zip(base_name.as_deref()).map(|(records, name)| Baseline { name, records }),
+        BootstrapConfig { resamples: args.bootstrap, seed: args.seed },
+    )?;
 
     let summary = PopularitySummary {
-        coverage: args.coverage,
+        coverage: args.table.coverage,
         popular_items: popularity.n_popular(),
         items: ds.catalogue.len(),
         covered_share: popularity.covered_share(),
@@ -156,14 +181,14 @@ pub fn run(args: &MetricsArgs) -> anyhow::Result<()> {
     if args.json {
         let out = MetricsOutput {
             data: dir.display().to_string(),
-            stem: &args.stem,
+            stem: &args.dataset.stem,
             split: args.split,
             popularity: summary,
             report: &report,
         };
         println!("{}", serde_json::to_string(&out)?);
     } else {
-        println!("dataset: {} ({} split, {} rows) in {}", args.stem, args.split, rows.len(), dir.display());
+        println!("dataset: {} ({} split, {} rows) in {}", args.dataset.stem, args.split, rows.len(), dir.display());
         println!(
             "popular items: {} of {}, covering {:.1}% of train interactions (--coverage {})",
             summary.popular_items,

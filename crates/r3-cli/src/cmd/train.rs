@@ -6,23 +6,26 @@
 //! self-contained folder `RUN_DIR/model` (Hugging Face backbone + LatentRATT + `latent.json`). `--resume RUN_DIR`
 //! continues a killed run from its last checkpoint.
 
-use std::path::PathBuf;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use r3_data::{Dataset, EncodedSample, Encoder, Split};
 use r3_train::progress::{EvalInfo, StartInfo, StepInfo, TrainProgress};
-use r3_train::{LatentSetup, SftConfig, SftData, SftSummary, SftTrainer, build_latent, save_model_dir, seeded_subset};
+use r3_train::{
+    Collate, LatentSetup, SftConfig, SftData, SftSummary, SftTrainer, build_latent, save_model_dir, seeded_subset,
+};
 
 use crate::device::{self, BackendName};
-use crate::model_source;
+use crate::{model_source, progress};
 
 /// `latentr3 train ...`.
 #[derive(Debug, clap::Subcommand)]
 pub enum TrainCommand {
     /// Supervised fine-tuning: BIGRec (`--set data.no_latent=true`) or the LatentR³ warm-up.
     Sft(SftArgs),
+    /// LR-GRPO (or the original GRPO) on LatentRATT, starting from an SFT model folder.
+    Grpo(super::train_grpo::GrpoArgs),
 }
 
 /// Arguments of `latentr3 train sft`.
@@ -34,8 +37,14 @@ pub struct SftArgs {
     /// Override a key of the configuration, e.g. `--set train.lr=1e-4 --set data.sample=256` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// BIGRec: train without the latent token (the same as `--set data.no_latent=true`).
+    #[arg(long)]
+    pub no_latent: bool,
+    /// Train on a seeded subset of N training samples (the same as `--set data.sample=N`).
+    #[arg(long, value_name = "N")]
+    pub sample: Option<usize>,
     /// Continue the run in this folder from its latest checkpoint (its `config.resolved.toml` is used).
-    #[arg(long, conflicts_with = "config")]
+    #[arg(long, conflicts_with_all = ["config", "no_latent", "sample"])]
     pub resume: Option<PathBuf>,
     /// The compute backend (default: the first compiled in; `BURN_DEVICE` overrides).
     #[arg(long, value_enum)]
@@ -46,21 +55,20 @@ pub struct SftArgs {
 pub fn run(command: &TrainCommand) -> anyhow::Result<()> {
     match command {
         TrainCommand::Sft(args) => run_sft(args),
+        TrainCommand::Grpo(args) => super::train_grpo::run(args),
     }
 }
 
 fn run_sft(args: &SftArgs) -> anyhow::Result<()> {
-    let config = match (&args.config, &args.resume) {
-        (Some(path), None) => SftConfig::from_file(path, &args.set)?,
-        (None, Some(dir)) => {
-            if !args.set.is_empty() {
-                bail!("--set cannot change a run that is resumed: the run continues with its resolved config");
-            }
-            SftConfig::from_file(&dir.join("config.resolved.toml"), &[])
-                .with_context(|| format!("{} is not a run folder of `latentr3 train sft`", dir.display()))?
-        }
-        _ => bail!("pass either --config FILE or --resume RUN_DIR"),
-    };
+    let mut overrides = args.set.clone();
+    if args.no_latent {
+        overrides.push("data.no_latent=true".into());
+    }
+    if let Some(n) = args.sample {
+        overrides.push(format!("data.sample={n}"));
+    }
+    let paths = RunPaths { config: args.config.as_deref(), resume: args.resume.as_deref() };
+    let config = paths.load("config.resolved.toml", "latentr3 train sft", &overrides, SftConfig::from_file)?;
     config.validate("config")?;
     let device = device::select(args.device)?;
     let autodiff = device.clone().autodiff();
@@ -86,35 +94,89 @@ fn run_sft(args: &SftArgs) -> anyhow::Result<()> {
     let run_dir = trainer.run_dir().to_path_buf();
     let outcome = trainer.with_progress(progress).run()?;
     print_summary(&outcome.summary);
-    if outcome.summary.finished {
+    save_finished(outcome.summary.finished, &run_dir, &LatentSetup { model: outcome.model, encoder, backbone_config })
+}
+
+/// `--config FILE` or `--resume RUN_DIR` of a training command (exactly one of them must be given).
+pub(crate) struct RunPaths<'a> {
+    /// The run configuration to start from.
+    pub config: Option<&'a Path>,
+    /// The run folder to resume.
+    pub resume: Option<&'a Path>,
+}
+
+impl RunPaths<'_> {
+    /// The run configuration: `--config FILE` with `overrides` applied, or the resolved configuration `resolved`
+    /// of the `--resume` folder (where overrides are refused); `command` names the subcommand in errors.
+    pub fn load<C, E>(
+        &self,
+        resolved: &str,
+        command: &str,
+        overrides: &[String],
+        from_file: impl Fn(&Path, &[String]) -> Result<C, E>,
+    ) -> anyhow::Result<C>
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        match (self.config, self.resume) {
+            (Some(path), None) => Ok(from_file(path, overrides)?),
+            (None, Some(dir)) => {
+                if !overrides.is_empty() {
+                    bail!("--set cannot change a run that is resumed: the run continues with its resolved config");
+                }
+                from_file(&dir.join(resolved), &[])
+                    .with_context(|| format!("{} is not a run folder of `{command}`", dir.display()))
+            }
+            _ => bail!("pass either --config FILE or --resume RUN_DIR"),
+        }
+    }
+}
+
+/// Writes the trained model as the self-contained folder `RUN_DIR/model` and prints its path, when the run
+/// `finished` (an interrupted run keeps only its checkpoints).
+pub(crate) fn save_finished(finished: bool, run_dir: &Path, setup: &LatentSetup) -> anyhow::Result<()> {
+    if finished {
         let out = run_dir.join("model");
-        save_model_dir(&LatentSetup { model: outcome.model, encoder, backbone_config }, &out)?;
+        save_model_dir(setup, &out)?;
         println!("model: {}", out.display());
     }
     Ok(())
 }
 
-/// Encodes the train rows (a seeded subset with `data.sample`) and the validation rows (`data.valid_sample`).
-pub fn training_data(config: &SftConfig, encoder: &Encoder) -> anyhow::Result<SftData> {
-    let dir = data_dir(config)?;
-    let dataset = Dataset::load(&dir, &config.data.stem)
-        .with_context(|| format!("loading the dataset `{}` from {}", config.data.stem, dir.display()))?;
-    let encode = |split: Split, n: usize| -> anyhow::Result<Vec<EncodedSample>> {
-        let rows = dataset.split(split);
-        seeded_subset(rows.len(), n, config.train.seed)
-            .into_iter()
-            .map(|i| encoder.encode_sample(&rows[i], true).map_err(anyhow::Error::from))
-            .collect()
-    };
-    let train = encode(Split::Train, config.data.sample)?;
-    let valid = encode(Split::Valid, config.data.valid_sample)?;
-    let (n_thought, thought, pad) = (encoder.n_thought(), encoder.thought_id().unwrap_or(0), encoder.pad_id());
-    Ok(SftData { train, valid, collate: Box::new(move |s| r3_data::SftBatch::new(s, n_thought, thought, pad)) })
+/// Loads the dataset `stem` from the folder `dir` of a run configuration (`data.dir`; empty: the default folder).
+pub(crate) fn load_dataset(dir: &str, stem: &str) -> anyhow::Result<Dataset> {
+    let dir = if dir.is_empty() { super::data_dir(None)? } else { PathBuf::from(dir) };
+    Dataset::load(&dir, stem).with_context(|| format!("loading the dataset `{stem}` from {}", dir.display()))
 }
 
-/// `data.dir`, else the default data folder.
-fn data_dir(config: &SftConfig) -> anyhow::Result<PathBuf> {
-    if config.data.dir.is_empty() { super::data_dir(None) } else { Ok(PathBuf::from(&config.data.dir)) }
+/// Encodes (with targets) a seeded subset of `n` rows of `split` ([`seeded_subset`]; `n = 0`: all of them).
+pub(crate) fn encode_subset(
+    encoder: &Encoder,
+    dataset: &Dataset,
+    split: Split,
+    n: usize,
+    seed: u64,
+) -> anyhow::Result<Vec<EncodedSample>> {
+    let rows = dataset.split(split);
+    seeded_subset(rows.len(), n, seed)
+        .into_iter()
+        .map(|i| encoder.encode_sample(&rows[i], true).map_err(anyhow::Error::from))
+        .collect()
+}
+
+/// The batching function of `encoder`'s samples: [`r3_data::SftBatch::new`] with its thought count, thought id
+/// (0 without latent tokens) and pad id.
+pub(crate) fn collate(encoder: &Encoder) -> Collate {
+    let (n_thought, thought, pad) = (encoder.n_thought(), encoder.thought_id().unwrap_or(0), encoder.pad_id());
+    Box::new(move |s| r3_data::SftBatch::new(s, n_thought, thought, pad))
+}
+
+/// Encodes the train rows (a seeded subset with `data.sample`) and the validation rows (`data.valid_sample`).
+pub fn training_data(config: &SftConfig, encoder: &Encoder) -> anyhow::Result<SftData> {
+    let dataset = load_dataset(&config.data.dir, &config.data.stem)?;
+    let train = encode_subset(encoder, &dataset, Split::Train, config.data.sample, config.train.seed)?;
+    let valid = encode_subset(encoder, &dataset, Split::Valid, config.data.valid_sample, config.train.seed)?;
+    Ok(SftData { train, valid, collate: collate(encoder) })
 }
 
 fn print_summary(s: &SftSummary) {
@@ -125,15 +187,54 @@ fn print_summary(s: &SftSummary) {
     } else {
         "interrupted"
     };
-    println!(
-        "{state}: {} steps of {}, best validation loss {} at step {}, {:.0} s, run folder {}",
-        s.steps,
-        s.total_steps,
-        s.best_val_loss.map_or("-".into(), |l| format!("{l:.4}")),
-        s.best_step.map_or("-".into(), |x| x.to_string()),
-        s.elapsed_s,
-        s.run_dir.display()
-    );
+    RunEnd {
+        state,
+        steps: s.steps,
+        total_steps: s.total_steps,
+        metric: "loss",
+        best: s.best_val_loss,
+        best_step: s.best_step,
+        elapsed_s: s.elapsed_s,
+        run_dir: &s.run_dir,
+    }
+    .print();
+}
+
+/// The closing line of a training run (printed on stdout by [`RunEnd::print`]).
+pub(crate) struct RunEnd<'a> {
+    /// `finished`, `interrupted`, `stopped early`.
+    pub state: &'a str,
+    /// Optimizer steps done.
+    pub steps: u64,
+    /// Optimizer steps of the whole run.
+    pub total_steps: u64,
+    /// The name of the validation metric (`loss`, `NDCG`).
+    pub metric: &'a str,
+    /// The best validation value, if the run validated.
+    pub best: Option<f64>,
+    /// The step of `best`.
+    pub best_step: Option<u64>,
+    /// Wall-clock seconds of the run.
+    pub elapsed_s: f64,
+    /// The run folder.
+    pub run_dir: &'a Path,
+}
+
+impl RunEnd<'_> {
+    /// Prints `STATE: N steps of T, best validation METRIC V at step S, E s, run folder DIR`.
+    pub fn print(&self) {
+        println!(
+            "{}: {} steps of {}, best validation {} {} at step {}, {:.0} s, run folder {}",
+            self.state,
+            self.steps,
+            self.total_steps,
+            self.metric,
+            self.best.map_or("-".into(), |l| format!("{l:.4}")),
+            self.best_step.map_or("-".into(), |x| x.to_string()),
+            self.elapsed_s,
+            self.run_dir.display()
+        );
+    }
 }
 
 /// The training progress bar: steps, loss, learning rate, tokens/s and ETA on stderr.
@@ -143,23 +244,13 @@ struct Bar {
 
 impl Bar {
     fn new() -> Self {
-        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-        bar.set_style(
-            ProgressStyle::with_template("{prefix:>9} [{bar:30}] {pos}/{len} {msg} eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        bar.set_prefix("sft");
-        bar.enable_steady_tick(Duration::from_millis(500));
-        Bar { bar }
+        Bar { bar: progress::step_bar("{prefix:>9} [{bar:30}] {pos}/{len} {msg} eta {eta}", "sft") }
     }
 }
 
 impl TrainProgress for Bar {
     fn on_start(&mut self, info: &StartInfo<'_>) {
-        self.bar.set_length(info.total_steps);
-        self.bar.set_position(info.start_step);
-        self.bar.reset_eta();
+        progress::start_steps(&self.bar, info.start_step, info.total_steps);
         tracing::info!(
             run = %info.run_dir.display(),
             steps = info.total_steps,
@@ -179,16 +270,8 @@ impl TrainProgress for Bar {
     }
 
     fn on_eval(&mut self, info: &EvalInfo) {
-        self.bar.suspend(|| {
-            tracing::info!(
-                step = info.step,
-                epoch = info.epoch,
-                val_loss = info.val_loss,
-                best = info.best_val_loss,
-                improved = info.improved,
-                "validation"
-            )
-        });
+        // The trainer logs the validation itself; the bar only shows the latest value.
+        self.bar.set_prefix(format!("sft {:.3}", info.val_loss));
     }
 
     fn on_end(&mut self, _outcome: &SftSummary) {

@@ -7,8 +7,11 @@
 //! - `properties`: property tests on random tries and a tiny random backbone: beam search returns unique trie
 //!   paths in score order, equals exhaustive scoring when nothing is pruned, is deterministic and batch-invariant
 //!   under left padding; D3 guidance; constrained sampling; free generation.
+//! - `recommend`: `Recommender` (prompt encoding, the latent model's start, beam search, catalogue titles) with
+//!   SmolLM2 on CDs test users: batch sizes 1 and 4 agree, Base and one-latent-token models.
 
 mod common;
 mod golden;
 mod hf_tiny;
 mod properties;
+mod recommend;

@@ -1,11 +1,13 @@
-//! Integration tests of r3-train (one module per topic). The trainer is generic over `SftModel`; these tests
+//! Integration tests of r3-train (one module per topic). The trainer is generic over `SftModel`; most tests
 //! train a tiny random r3-backbone decoder (the BIGRec case: prompt ++ target, CE on the target tokens) on
-//! synthetic samples, on the flex CPU backend.
+//! synthetic samples, on the flex CPU backend; `overfit_real` trains the LatentR³ model of SmolLM2 on real CDs
+//! samples.
 
 mod accumulation;
 mod config;
 mod lora;
 mod overfit;
+mod overfit_real;
 mod resume;
 mod schedule;
 mod stops;
