@@ -61,6 +61,25 @@ pub trait CheckpointState: Serialize {
     fn step(&self) -> u64;
 }
 
+impl TrainerState {
+    /// The state before the first step of a run of `total_steps` optimizer steps.
+    pub fn fresh(total_steps: u64) -> Self {
+        TrainerState {
+            step: 0,
+            total_steps,
+            epoch: 0,
+            batch_in_epoch: 0,
+            best_val_loss: None,
+            best_step: None,
+            patience_counter: 0,
+            tokens_seen: 0,
+            elapsed_s: 0.0,
+            finished: false,
+            stopped_early: false,
+        }
+    }
+}
+
 impl CheckpointState for TrainerState {
     fn step(&self) -> u64 {
         self.step

@@ -159,19 +159,7 @@ impl<M: SftModel> SftTrainer<M> {
         let env = RunEnv::collect(&device, &config);
         run::write_run_files(&run_dir, &config, &env)?;
         tracing::info!(run_dir = %run_dir.display(), config = ?config, env = ?env, "SFT run starts");
-        let state = TrainerState {
-            step: 0,
-            total_steps: total_steps(&config, data.train.len()),
-            epoch: 0,
-            batch_in_epoch: 0,
-            best_val_loss: None,
-            best_step: None,
-            patience_counter: 0,
-            tokens_seen: 0,
-            elapsed_s: 0.0,
-            finished: false,
-            stopped_early: false,
-        };
+        let state = TrainerState::fresh(total_steps(&config, data.train.len()));
         Ok(SftTrainer {
             optimizer: adamw(&config),
             config,
@@ -200,19 +188,7 @@ impl<M: SftModel> SftTrainer<M> {
         check_data(&data)?;
         let mut trainer = SftTrainer {
             optimizer: adamw(&config),
-            state: TrainerState {
-                step: 0,
-                total_steps: total_steps(&config, data.train.len()),
-                epoch: 0,
-                batch_in_epoch: 0,
-                best_val_loss: None,
-                best_step: None,
-                patience_counter: 0,
-                tokens_seen: 0,
-                elapsed_s: 0.0,
-                finished: false,
-                stopped_early: false,
-            },
+            state: TrainerState::fresh(total_steps(&config, data.train.len())),
             config,
             model,
             data,

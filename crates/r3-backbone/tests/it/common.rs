@@ -25,3 +25,23 @@ pub fn golden_dir() -> PathBuf {
 pub fn model_path(id: &str) -> PathBuf {
     r3_backbone::fetch::fetched_path(id).unwrap_or_else(|e| panic!("{e}"))
 }
+
+/// An SFT example of `smollm2/latent_golden.json`.
+#[derive(serde::Deserialize)]
+pub struct LatentExample {
+    /// The paper-template prompt, BOS first, ending with the thought id.
+    pub prompt_ids: Vec<u32>,
+    /// `encode('"' + title + '"\n') + [eos]`.
+    pub target_ids: Vec<u32>,
+    /// The target title.
+    pub title: String,
+}
+
+/// A beam-search prompt of `smollm2/latent_golden.json`.
+#[derive(serde::Deserialize)]
+pub struct LatentBeam {
+    /// The prompt (no thought token).
+    pub prompt_ids: Vec<u32>,
+    /// The user's true next title.
+    pub target_title: String,
+}

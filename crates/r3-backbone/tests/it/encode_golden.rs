@@ -20,18 +20,7 @@ const CDS: &str = "CDs_and_Vinyl_5_2015-10-2018-11";
 const EXAMPLE_ROWS: [usize; 2] = [0, 5];
 const BEAM_ROWS: [usize; 3] = [0, 5, 11];
 
-#[derive(Deserialize)]
-struct Example {
-    prompt_ids: Vec<u32>,
-    target_ids: Vec<u32>,
-    title: String,
-}
-
-#[derive(Deserialize)]
-struct Beam {
-    prompt_ids: Vec<u32>,
-    target_title: String,
-}
+use crate::common::{LatentBeam as Beam, LatentExample as Example};
 
 #[derive(Deserialize)]
 struct Latent {

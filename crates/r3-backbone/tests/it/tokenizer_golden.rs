@@ -184,16 +184,7 @@ fn qwen2_0_5b_tokenizer_json_round_trip() {
 /// followed by the encoding of one text (ending with the thought token for the SFT examples).
 #[test]
 fn smollm2_latent_golden_ids() {
-    #[derive(Deserialize)]
-    struct Example {
-        prompt_ids: Vec<u32>,
-        target_ids: Vec<u32>,
-        title: String,
-    }
-    #[derive(Deserialize)]
-    struct Beam {
-        prompt_ids: Vec<u32>,
-    }
+    use crate::common::{LatentBeam as Beam, LatentExample as Example};
     #[derive(Deserialize)]
     struct Latent {
         thought_id: u32,

@@ -6,24 +6,7 @@ use r3_data::encode::{CATEGORY_WORDS, EncodedSample, Encoder, EncoderConfig, Sft
 use r3_data::tokenizer::token_type;
 use r3_data::{BpeVocab, Dataset, Error, Interaction, PreTokenizerKind, Split, Tokenizer};
 
-use crate::common::{CDS, INDUSTRIAL, data_root};
-
-/// GPT-2's byte-to-symbol map: id `b` is byte `b`.
-fn byte_symbols() -> Vec<String> {
-    let printable = |b: u32| (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b);
-    let mut next = 256;
-    (0u32..256)
-        .map(|b| {
-            let c = if printable(b) {
-                b
-            } else {
-                next += 1;
-                next - 1
-            };
-            char::from_u32(c).unwrap().to_string()
-        })
-        .collect()
-}
+use crate::common::{CDS, INDUSTRIAL, byte_symbols, data_root};
 
 const BOS: u32 = 256;
 const EOS: u32 = 257;

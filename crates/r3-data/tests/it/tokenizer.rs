@@ -6,22 +6,7 @@ use proptest::prelude::*;
 use r3_data::tokenizer::token_type;
 use r3_data::{BpeVocab, Error, PreTokenizerKind, Tokenizer};
 
-/// GPT-2's byte-to-symbol map (`bytes_to_unicode`): printable bytes map to themselves, the others to U+0100 and up.
-fn byte_symbols() -> Vec<String> {
-    let printable = |b: u32| (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b);
-    let mut next = 256;
-    (0u32..256)
-        .map(|b| {
-            let c = if printable(b) {
-                b
-            } else {
-                next += 1;
-                next - 1
-            };
-            char::from_u32(c).unwrap().to_string()
-        })
-        .collect()
-}
+use crate::common::byte_symbols;
 
 /// A vocabulary of the 256 byte symbols, then `extra` (merge results and special tokens, with their types).
 fn vocab(pre: PreTokenizerKind, extra: &[(&str, i32)], merges: &[&str]) -> BpeVocab {
