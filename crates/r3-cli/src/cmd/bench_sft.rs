@@ -54,14 +54,15 @@ pub fn run(args: &SftBenchArgs) -> anyhow::Result<()> {
     let dev = args.common.device()?;
     let autodiff = dev.clone().autodiff();
     let data_dir = args.common.data_dir()?;
-    let scratch = tempfile_dir()?;
+    // The trainer writes its run files here; the folder is removed when `scratch` drops, errors included.
+    let scratch = tempfile::tempdir().context("creating a scratch folder")?;
     let overrides = [
         format!("model.id={:?}", args.model),
         format!("data.stem={STEM:?}"),
         format!("data.no_latent={}", args.no_latent),
         format!("train.batch={}", args.batch),
         format!("train.micro_batch={micro}"),
-        format!("run.output_dir={:?}", scratch.display().to_string()),
+        format!("run.output_dir={:?}", scratch.path().display().to_string()),
     ];
     let config = SftConfig::from_toml_str("", "bench sft", &overrides)?;
     config.validate("bench sft")?;
@@ -106,7 +107,6 @@ pub fn run(args: &SftBenchArgs) -> anyhow::Result<()> {
         },
     )?;
     drop(trainer);
-    let _ = std::fs::remove_dir_all(&scratch);
     let median = median(&times);
     let peak_kb = peak_rss_kb();
     if args.common.json {
@@ -132,13 +132,6 @@ pub fn run(args: &SftBenchArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// A fresh scratch folder for the trainer's run files (removed afterwards).
-fn tempfile_dir() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("latentr3-bench-sft-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(dir)
 }
 
 /// The peak resident set size of this process (`VmHWM` of /proc/self/status), in KiB; `None` off Linux.
