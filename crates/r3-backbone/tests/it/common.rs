@@ -45,3 +45,18 @@ pub struct LatentBeam {
     /// The user's true next title.
     pub target_title: String,
 }
+
+/// The ids of `smollm2/latent_golden.json` (the fields the id tests read).
+#[derive(serde::Deserialize)]
+pub struct LatentGolden {
+    /// The id of `<|Thought|>` (49152).
+    pub thought_id: u32,
+    /// The EOS id.
+    pub eos_id: u32,
+    /// The BOS id.
+    pub bos_id: u32,
+    /// The SFT examples.
+    pub examples: Vec<LatentExample>,
+    /// The beam-search prompts.
+    pub beam: Vec<LatentBeam>,
+}

@@ -20,16 +20,7 @@ const CDS: &str = "CDs_and_Vinyl_5_2015-10-2018-11";
 const EXAMPLE_ROWS: [usize; 2] = [0, 5];
 const BEAM_ROWS: [usize; 3] = [0, 5, 11];
 
-use crate::common::{LatentBeam as Beam, LatentExample as Example};
-
-#[derive(Deserialize)]
-struct Latent {
-    thought_id: u32,
-    eos_id: u32,
-    bos_id: u32,
-    examples: Vec<Example>,
-    beam: Vec<Beam>,
-}
+use crate::common::LatentGolden as Latent;
 
 fn tokenizer(id: &str) -> Tokenizer {
     let gguf = Gguf::open(&model_path(id)).unwrap();

@@ -184,15 +184,7 @@ fn qwen2_0_5b_tokenizer_json_round_trip() {
 /// followed by the encoding of one text (ending with the thought token for the SFT examples).
 #[test]
 fn smollm2_latent_golden_ids() {
-    use crate::common::{LatentBeam as Beam, LatentExample as Example};
-    #[derive(Deserialize)]
-    struct Latent {
-        thought_id: u32,
-        eos_id: u32,
-        bos_id: u32,
-        examples: Vec<Example>,
-        beam: Vec<Beam>,
-    }
+    use crate::common::LatentGolden as Latent;
     let path = golden_dir().join("smollm2").join("latent_golden.json");
     let g: Latent = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let (_, mut tok) = tokenizer("smollm2-135m");
