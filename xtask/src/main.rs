@@ -1,7 +1,16 @@
-//! Project automation, after rust-analyzer's xtask: `cargo xtask ci` (what CI runs, cheapest checks first) and
-//! `cargo xtask tidy` (repository rules, also run as a test). No burn dependency.
+//! Project automation, after rust-analyzer's xtask: `cargo xtask ci` (what CI runs, cheapest checks first),
+//! `cargo xtask tidy` (repository rules, also run as a test), `cargo xtask reproduce` (the paper's experiments
+//! through the `latentr3` binary, into `results/`) and `cargo xtask tables` (`docs/results.md` and the figures).
+//! No burn dependency.
 
 mod ci;
+mod figures;
+mod manifest;
+mod plan;
+mod reproduce;
+mod results;
+mod stats;
+mod tables;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -17,6 +26,8 @@ fn main() -> anyhow::Result<()> {
             println!("{report}");
             Ok(())
         }
+        "reproduce" => reproduce::run(&project_root(), &rest),
+        "tables" => tables::run(&project_root()),
         "" | "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())
@@ -29,9 +40,13 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  ci     what .ci/run runs: format check, tidy, model fetch, build of the benchmarks, then the whole test suite
-         (--no-fmt skips the format check)
-  tidy   repository rules: crate docs, dataset checksums, experiment files parse, no large files";
+  ci     what .ci/run runs: format check, tidy, model fetch, build of the benchmarks, the whole test suite, one
+         smoke-scale reproduction, then the golden tests on wgpu over software Vulkan (--no-fmt skips the format check, --no-gpu-path the wgpu part)
+  tidy   repository rules: crate docs, dataset checksums, experiment files parse, no large files
+  reproduce <experiment|table|all> --scale smoke|cpu|paper --device flex|wgpu|vulkan|cuda
+         run what is missing of the experiments (runs/reproduce/), write results/<experiment>/<scale>.json
+         (--dry-run prints the plan; see `cargo xtask reproduce --help` and docs/reproduce.md)
+  tables render docs/results.md from results/ and the figures into docs/figures/ (SVG and PNG)";
 
 /// The repository root (the parent of this crate's folder).
 pub fn project_root() -> PathBuf {

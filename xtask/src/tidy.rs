@@ -7,7 +7,9 @@
 //!   and not on burn; nothing depends on `r3-cli`; `xtask` has no burn dependency; only `r3-cli` enables backend
 //!   features.
 //! - `datasets/*.toml` parse, and the shared data files match their sha256 sums (when the shared folder exists).
-//! - `experiments/**/*.toml` parse and carry a `[paper]` block.
+//! - `experiments/**/*.toml` parse and carry a `[paper]` block; the manifests of `cargo xtask reproduce` parse
+//!   strictly and name run configurations that exist at every scale; `results/**/*.json` are result files of
+//!   existing manifests.
 //! - No tracked file is larger than 1 MiB (data and weights stay outside the repository).
 
 use std::fmt::Write as _;
@@ -141,9 +143,12 @@ pub fn check(root: &Path) -> anyhow::Result<String> {
     }
     let _ = writeln!(report, "tidy: {checked} shared data files match their sha256");
 
-    // Experiments: every file parses and names the paper cell it reproduces.
+    // Experiments: every file parses and names the paper cell it reproduces; manifests (every folder but the run
+    // configurations' sft/ and grpo/) parse with `deny_unknown_fields` and name configuration files that exist.
     let mut experiments = 0;
-    let mut stack = vec![root.join("experiments")];
+    let mut manifests = 0;
+    let base = root.join("experiments");
+    let mut stack = vec![base.clone()];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
             let path = entry?.path();
@@ -154,11 +159,51 @@ pub fn check(root: &Path) -> anyhow::Result<String> {
                 if !t.contains_key("paper") {
                     failures.push(format!("{}: experiment files carry a [paper] block", path.display()));
                 }
+                if crate::manifest::is_manifest_path(path.strip_prefix(&base).unwrap_or(&path)) {
+                    match crate::manifest::Manifest::read(&path) {
+                        Ok(m) => {
+                            for missing in m.missing_configs(root) {
+                                failures.push(format!("{}: {missing}", path.display()));
+                            }
+                        }
+                        Err(e) => failures.push(format!("{e:#}")),
+                    }
+                    manifests += 1;
+                }
                 experiments += 1;
             }
         }
     }
-    let _ = writeln!(report, "tidy: {experiments} experiment files parse");
+    let _ =
+        writeln!(report, "tidy: {experiments} experiment files parse ({manifests} manifests of cargo xtask reproduce)");
+
+    // Results: every file is a result of `cargo xtask reproduce` for an existing manifest at its own path.
+    let mut results = 0;
+    let mut stack = vec![root.join("results")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "json") {
+                match crate::results::ResultFile::read(&path) {
+                    Ok(Some(r)) => {
+                        let want = crate::results::ResultFile::path(root, &r.experiment, r.scale);
+                        if want != path {
+                            failures.push(format!("{}: holds `{}` at {}", path.display(), r.experiment, r.scale));
+                        } else if !root.join("experiments").join(format!("{}.toml", r.experiment)).is_file() {
+                            failures.push(format!("{}: no manifest experiments/{}.toml", path.display(), r.experiment));
+                        }
+                        results += 1;
+                    }
+                    Ok(None) => {}
+                    Err(e) => failures.push(format!("{e:#}")),
+                }
+            }
+        }
+    }
+    let _ = writeln!(report, "tidy: {results} result files parse and belong to their manifests");
 
     // No large tracked files.
     if let Ok(out) = std::process::Command::new("git").args(["ls-files", "-z"]).current_dir(root).output()

@@ -1,5 +1,6 @@
 //! The one place where the compute device is built: the backend is chosen by the cargo features compiled in
-//! (`flex` by default; `wgpu`, `vulkan`, `cuda` on request) and, at run time, by `--backend` or `BURN_DEVICE`.
+//! (`flex` by default; `wgpu`, `vulkan`, `cuda` on request) and, at run time, by `--device` (every command that
+//! computes takes it: `flex`, `wgpu[:N]`, `vulkan[:N]`, `cuda[:N]`) or, when that is absent, by `BURN_DEVICE`.
 
 use anyhow::{Context, bail};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -35,9 +36,52 @@ pub fn compiled() -> Vec<BackendName> {
     v
 }
 
-/// Builds the device for `name`, or burn's default device (first compiled backend, `BURN_DEVICE` overrides).
-pub fn select(name: Option<BackendName>) -> anyhow::Result<Device> {
-    let Some(name) = name else {
+/// A device named on the command line: a backend and, for GPUs, the index of the card (`cuda:1`; for `wgpu` and
+/// `vulkan` the index among discrete GPUs). Without an index: the backend's default device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceSpec {
+    /// The backend.
+    pub backend: BackendName,
+    /// The card, if named.
+    pub index: Option<usize>,
+}
+
+impl std::str::FromStr for DeviceSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (name, index) = match s.split_once(':') {
+            Some((n, i)) => {
+                let i = i.parse::<usize>().map_err(|_| {
+                    format!("`{s}`: the part after `:` must be a device index such as `cuda:0` or `vulkan:1`")
+                })?;
+                (n, Some(i))
+            }
+            None => (s, None),
+        };
+        let backend = <BackendName as clap::ValueEnum>::from_str(name, true)
+            .map_err(|_| format!("unknown device `{s}`: expected flex, wgpu[:N], vulkan[:N] or cuda[:N]"))?;
+        if backend == BackendName::Flex && index.is_some() {
+            return Err(format!("`{s}`: the flex CPU backend has one device; write `flex`"));
+        }
+        Ok(Self { backend, index })
+    }
+}
+
+impl std::fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = format!("{:?}", self.backend).to_lowercase();
+        match self.index {
+            Some(i) => write!(f, "{name}:{i}"),
+            None => f.write_str(&name),
+        }
+    }
+}
+
+/// Builds the device of `spec`, or burn's default device (first compiled backend, GPUs first; `BURN_DEVICE`
+/// overrides) when none is named.
+pub fn select(spec: Option<DeviceSpec>) -> anyhow::Result<Device> {
+    let Some(DeviceSpec { backend: name, index }) = spec else {
         if compiled().is_empty() {
             bail!("this binary was built without a backend: rebuild with `--features flex` (or wgpu, vulkan, cuda)");
         }
@@ -50,15 +94,21 @@ pub fn select(name: Option<BackendName>) -> anyhow::Result<Device> {
             format!("{name:?}").to_lowercase()
         );
     }
+    #[cfg(any(feature = "wgpu", feature = "vulkan"))]
+    let kind = match index {
+        Some(i) => burn::tensor::DeviceKind::DiscreteGpu(i),
+        None => burn::tensor::DeviceKind::DefaultDevice,
+    };
+    let _ = index;
     Ok(match name {
         #[cfg(feature = "flex")]
         BackendName::Flex => Device::flex(),
         #[cfg(feature = "wgpu")]
-        BackendName::Wgpu => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+        BackendName::Wgpu => Device::wgpu(kind),
         #[cfg(feature = "vulkan")]
-        BackendName::Vulkan => Device::vulkan(burn::tensor::DeviceKind::DefaultDevice),
+        BackendName::Vulkan => Device::vulkan(kind),
         #[cfg(feature = "cuda")]
-        BackendName::Cuda => Device::cuda(0usize),
+        BackendName::Cuda => Device::cuda(index.unwrap_or(0)),
         #[allow(unreachable_patterns)]
         other => bail!("backend `{other:?}` is not compiled into this binary"),
     })
@@ -87,4 +137,21 @@ pub fn self_check(device: &Device) -> anyhow::Result<f32> {
         );
     }
     Ok(max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_specs_parse() {
+        let p = |s: &str| s.parse::<DeviceSpec>();
+        assert_eq!(p("flex"), Ok(DeviceSpec { backend: BackendName::Flex, index: None }));
+        assert_eq!(p("cuda:1"), Ok(DeviceSpec { backend: BackendName::Cuda, index: Some(1) }));
+        assert_eq!(p("Vulkan"), Ok(DeviceSpec { backend: BackendName::Vulkan, index: None }));
+        assert_eq!(p("cuda:1").unwrap().to_string(), "cuda:1");
+        assert!(p("flex:0").unwrap_err().contains("one device"));
+        assert!(p("cuda:x").unwrap_err().contains("device index"));
+        assert!(p("tpu").unwrap_err().contains("unknown device `tpu`"));
+    }
 }

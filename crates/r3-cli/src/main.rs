@@ -2,8 +2,8 @@
 //!
 //! Subcommands: `data stats`, `data prepare`, `data synth`, `metrics`, `model fetch`, `model list`, `model export`,
 //! `generate`, `bench prefill`, `bench decode`, `bench sft`, `bench eval`, `device`, `train sft`, `eval`,
-//! `recommend`. Logs go to stderr through `tracing` (`RUST_LOG` sets the level); results go to stdout (a table, or
-//! one JSON line with `--json`).
+//! `recommend`, `baseline train`, `baseline eval`. Logs go to stderr through `tracing` (`RUST_LOG` sets the level);
+//! results go to stdout (a table, or one JSON line with `--json`).
 
 mod cmd;
 mod device;
@@ -43,6 +43,9 @@ enum Command {
     Eval(cmd::eval::EvalArgs),
     /// The top-k catalogue items for one user history.
     Recommend(cmd::recommend::RecommendArgs),
+    /// Traditional baselines (SASRec, GRU4Rec, Caser): train with early stopping, evaluate on the same metrics.
+    #[command(subcommand)]
+    Baseline(cmd::baseline::BaselineCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,6 +78,7 @@ fn main() -> std::process::ExitCode {
         Command::Train(c) => cmd::train::run(c),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Recommend(a) => cmd::recommend::run(a),
+        Command::Baseline(c) => cmd::baseline::run(c),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -23,16 +23,29 @@ pub fn default_data_dir() -> Option<PathBuf> {
     shared_data_dir()
 }
 
-/// The shared data folder `../shared/datasets/amazon18` beside the repository root, when it exists (the
-/// environment variable is not consulted: tests of the real files use this).
+/// The environment variable that names the shared folder when it is not `../shared` beside the repository (a
+/// machine that receives only the working tree, such as a lent GPU machine): it holds `datasets/amazon18/` and
+/// `golden/`.
+pub const SHARED_DIR_ENV: &str = "LATENTR3_SHARED";
+
+/// The shared folder: `$LATENTR3_SHARED` when set, else `../shared` beside the repository root.
+fn shared_dir() -> Option<PathBuf> {
+    match std::env::var_os(SHARED_DIR_ENV) {
+        Some(dir) => Some(PathBuf::from(dir)),
+        None => Some(repo_root()?.join("..").join("shared")),
+    }
+}
+
+/// The shared data folder `datasets/amazon18` of the shared folder (`../shared` beside the repository root, or
+/// `$LATENTR3_SHARED`), when it exists. `$LATENTR3_DATA` is not consulted: tests of the real files use this.
 pub fn shared_data_dir() -> Option<PathBuf> {
-    let dir = repo_root()?.join("..").join("shared").join("datasets").join("amazon18");
+    let dir = shared_dir()?.join("datasets").join("amazon18");
     dir.is_dir().then_some(dir)
 }
 
-/// The shared golden folder `../shared/golden` beside the repository root (reference outputs of PyTorch / HF
-/// transformers, see its `README.md`), when it exists.
+/// The golden folder `golden` of the shared folder (`../shared` beside the repository root, or
+/// `$LATENTR3_SHARED`): reference outputs of PyTorch / HF transformers, see its `README.md`; when it exists.
 pub fn shared_golden_dir() -> Option<PathBuf> {
-    let dir = repo_root()?.join("..").join("shared").join("golden");
+    let dir = shared_dir()?.join("golden");
     dir.is_dir().then_some(dir)
 }

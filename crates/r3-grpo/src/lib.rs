@@ -14,6 +14,9 @@
 //!   gradient accumulation over the micro-steps of an optimizer step, global clipping, diagnostics per step
 //!   (JSONL and [`GrpoProgress`]), validation HR/NDCG by beam search with the best checkpoint kept, a stop with
 //!   the last good checkpoint on a NaN/inf loss or reward, and exact resume.
+//!   [`GrpoTrainer::with_parallel`] trains data-parallel over several devices and machines
+//!   ([`r3_train::parallel`]): each peer takes whole advantage pools, so `grpo.advantage_groups` does not change
+//!   with the number of devices, and the summed LatentRATT gradients equal the one-device ones.
 //!
 //! ```
 //! use r3_grpo::{AdvantageMode, advantages};

@@ -9,11 +9,13 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::Device;
+use r3_data::SftBatch;
 use r3_data::{EncodedSample, Encoder};
 use r3_decode::{BeamSearchConfig, CatalogueTrie, Recommender, RecommenderInput};
 use r3_latent::{LatentModel, LatentRatt};
@@ -21,6 +23,7 @@ use r3_metrics::{Cutoffs, PerSample, strip_target_text, title_rank};
 use r3_rewards::{Combined, Registry, Reward};
 use r3_train::checkpoint::{self, CHECKPOINTS_DIR, CheckpointState, LATEST_FILE, STATE_FILE};
 use r3_train::grads::{accumulate, clip_global_norm};
+use r3_train::parallel::{ParallelConfig, Peer, PeerShare, Worker, shares};
 use r3_train::run::{RunEnv, now_unix, read_json, utc_timestamp, write_json};
 use r3_train::{Collate, CosineSchedule, epoch_order, seeded_subset};
 use serde::{Deserialize, Serialize};
@@ -217,7 +220,7 @@ pub struct GrpoTrainer {
     config: GrpoConfig,
     model: LatentModel,
     reference: Option<LatentRatt>,
-    reward: Combined,
+    reward: Arc<Combined>,
     optimizer: ModuleOptimizer,
     data: GrpoData,
     device: Device,
@@ -226,6 +229,252 @@ pub struct GrpoTrainer {
     last_checkpoint: Option<PathBuf>,
     progress: Box<dyn GrpoProgress>,
     stop_after_steps: Option<u64>,
+    parallel: Option<GrpoParallel>,
+}
+
+/// The data-parallel side of a trainer: its own peer (local peer 0) and a worker thread per other local device.
+struct GrpoParallel {
+    peer: Peer,
+    workers: Vec<Worker<GrpoJob, Error>>,
+}
+
+/// One optimizer step for a worker replica: its advantage pools `(micro-step index, batch)`.
+struct GrpoJob {
+    pools: Vec<(usize, SftBatch)>,
+    n_micro: usize,
+    generation_step: u64,
+    iteration: u64,
+    lr: f64,
+    step_no: u64,
+}
+
+/// What a peer needs to run advantage pools: the trainer's own model or a worker's replica.
+struct PoolRunner<'a> {
+    config: &'a GrpoConfig,
+    model: &'a LatentModel,
+    reward: &'a dyn Reward,
+    reference: Option<&'a LatentRatt>,
+    items: Option<&'a CatalogueTrie>,
+    eos_id: u32,
+    device: &'a Device,
+    checkpoint: &'a str,
+}
+
+/// The diagnostics of one micro-step (one advantage pool).
+#[derive(Clone, Debug, Default)]
+struct MicroStats {
+    loss: f64,
+    clip: f64,
+    kl: Option<f64>,
+    adv_norm: f64,
+    /// The equal-reward fraction times the pool's groups.
+    equal: f64,
+    rewards: Vec<f64>,
+}
+
+/// The scalars a peer sends to the all-reduce per micro-step.
+const MICRO_SCALARS: usize = 6;
+
+impl PoolRunner<'_> {
+    /// Runs the micro-steps `pools` (each an index among the step's `n_micro` and its batch): the generation (or
+    /// reuse), the loss divided by `n_micro`, its backward pass, and the sum of the LatentRATT gradients.
+    fn run(
+        &self,
+        pools: &[(usize, SftBatch)],
+        n_micro: usize,
+        generation_step: u64,
+        iteration: u64,
+        generations: &mut Vec<Option<Generation>>,
+        step_no: u64,
+    ) -> Result<(Option<GradientsParams>, Vec<(usize, MicroStats)>)> {
+        let c = self.config;
+        generations.resize(n_micro, None);
+        let step = GrpoStep {
+            model: self.model,
+            reward: self.reward,
+            settings: StepSettings::from_config(&c.grpo),
+            reference: self.reference,
+            decoding: self.items.map(|items| BeamDecoding {
+                trie: items.trie(),
+                eos_id: self.eos_id,
+                num_beams: c.eval.beams,
+            }),
+        };
+        let d = self.model.backbone.hidden_size();
+        let ratt = self.model.ratt.as_ref().expect("checked in assemble");
+        let mut grads: Option<GradientsParams> = None;
+        let mut stats = Vec::with_capacity(pools.len());
+        for (m, batch) in pools {
+            let m = *m;
+            let groups = batch.rows;
+            let out: MicroStep = match generations[m].take() {
+                Some(generation) if iteration > 0 => step.reuse(batch, generation),
+                _ => {
+                    let key = NoiseKey { seed: c.train.seed, step: generation_step, micro: m as u64 };
+                    let shape = NoiseShape {
+                        groups,
+                        group_size: c.grpo.group_size,
+                        n_latent: self.model.n_latent,
+                        d_model: d,
+                        std: c.grpo.noise_std,
+                        unnoised_first: c.grpo.unnoised_first,
+                    };
+                    let noise = latent_noise(key, shape, self.device);
+                    let result = match c.grpo.algorithm {
+                        Algorithm::LrGrpo => step.lr_grpo(batch, noise),
+                        Algorithm::Grpo => {
+                            let items = self.items.expect("checked in assemble");
+                            let rollouts = Rollouts {
+                                trie: items.trie(),
+                                eos_id: self.eos_id,
+                                temperature: c.grpo.temperature,
+                                max_new_tokens: c.grpo.max_new_tokens,
+                                seed: c.train.seed ^ generation_step.wrapping_mul(0x9E37_79B9) ^ (m as u64) << 48,
+                            };
+                            step.grpo(batch, noise, rollouts)
+                        }
+                    };
+                    match result {
+                        Err(Error::Reward(r3_rewards::Error::NonFinite { value, .. })) => {
+                            return Err(Error::NonFinite {
+                                step: step_no,
+                                what: "reward",
+                                value,
+                                checkpoint: self.checkpoint.into(),
+                            });
+                        }
+                        other => other?,
+                    }
+                }
+            };
+            if !out.loss_value.is_finite() {
+                return Err(Error::NonFinite {
+                    step: step_no,
+                    what: "loss",
+                    value: out.loss_value,
+                    checkpoint: self.checkpoint.into(),
+                });
+            }
+            let gen_ = &out.generation;
+            stats.push((
+                m,
+                MicroStats {
+                    loss: out.loss_value,
+                    clip: out.clip_ratio,
+                    kl: out.kl,
+                    adv_norm: gen_.advantages.iter().map(|a| a * a).sum::<f64>().sqrt(),
+                    equal: equal_reward_fraction(&gen_.rewards, c.grpo.group_size) * groups as f64,
+                    rewards: gen_.rewards.clone(),
+                },
+            ));
+            let mut tape = out.loss.div_scalar(n_micro as f64).backward();
+            let gp = GradientsParams::from_module(&mut tape, ratt);
+            grads = Some(accumulate(ratt, grads, gp));
+            generations[m] = Some(out.generation);
+        }
+        Ok((grads, stats))
+    }
+}
+
+/// Clips the summed LatentRATT gradients by their global norm and steps; returns the norm before clipping.
+fn apply_update(
+    model: &mut LatentModel,
+    optimizer: &mut ModuleOptimizer,
+    grads: GradientsParams,
+    (clip, lr, step_no): (f64, f64, u64),
+    checkpoint: &str,
+) -> Result<f64> {
+    if grads.is_empty() {
+        return Err(Error::Data {
+            message: "LatentRATT got no gradient: load the model on `device.clone().autodiff()`".into(),
+        });
+    }
+    let ratt = model.ratt.take().expect("checked in assemble");
+    let (grads, grad_norm) = clip_global_norm(&ratt, grads, clip);
+    if !grad_norm.is_finite() {
+        model.ratt = Some(ratt);
+        return Err(Error::NonFinite {
+            step: step_no,
+            what: "gradient norm",
+            value: grad_norm,
+            checkpoint: checkpoint.into(),
+        });
+    }
+    model.ratt = Some(optimizer.step(lr, ratt, grads));
+    Ok(grad_norm)
+}
+
+/// The number of rewards of each micro-step: its prompts times `K`.
+fn reward_counts(idx_len: usize, pool: usize, k: usize) -> Vec<usize> {
+    (0..idx_len.div_ceil(pool)).map(|m| (idx_len - m * pool).min(pool) * k).collect()
+}
+
+/// One data-parallel step of a peer: its pools, then the all-reduce of the gradients and of every micro-step's
+/// diagnostics (each peer writes its own micro-steps' values at their place, zeros elsewhere, so the sum gathers
+/// them), then the update every peer makes alike. Returns the diagnostics of all micro-steps in order and the
+/// gradient norm.
+fn peer_step(
+    runner: &PoolRunner<'_>,
+    optimizer: &mut ModuleOptimizer,
+    peer: &Peer,
+    job: &GrpoJob,
+    generations: &mut Vec<Option<Generation>>,
+    counts: &[usize],
+) -> Result<(LatentModel, Vec<MicroStats>, f64)> {
+    let n = job.n_micro;
+    let ran = runner.run(&job.pools, n, job.generation_step, job.iteration, generations, job.step_no);
+    let offsets: Vec<usize> = counts
+        .iter()
+        .scan(0, |acc, c| {
+            let o = *acc;
+            *acc += c;
+            Some(o)
+        })
+        .collect();
+    let mut scalars = vec![0.0; n * MICRO_SCALARS + counts.iter().sum::<usize>()];
+    let (share, local_err) = match ran {
+        Ok((grads, stats)) => {
+            for (m, st) in &stats {
+                let row = &mut scalars[m * MICRO_SCALARS..(m + 1) * MICRO_SCALARS];
+                row.copy_from_slice(&[
+                    st.loss,
+                    st.clip,
+                    st.kl.unwrap_or(0.0),
+                    f64::from(u8::from(st.kl.is_some())),
+                    st.adv_norm,
+                    st.equal,
+                ]);
+                let at = n * MICRO_SCALARS + offsets[*m];
+                scalars[at..at + st.rewards.len()].copy_from_slice(&st.rewards);
+            }
+            (PeerShare { grads, scalars, failure: None }, None)
+        }
+        Err(e) => (PeerShare { grads: None, scalars, failure: Some(e.to_string()) }, Some(e)),
+    };
+    let ratt = runner.model.ratt.as_ref().expect("checked in assemble");
+    let reduced = peer.reduce_step(ratt, share);
+    if let Some(e) = local_err {
+        return Err(e);
+    }
+    let (grads, summed) = reduced?;
+    let stats: Vec<MicroStats> = (0..n)
+        .map(|m| {
+            let r = &summed[m * MICRO_SCALARS..(m + 1) * MICRO_SCALARS];
+            let at = n * MICRO_SCALARS + offsets[m];
+            MicroStats {
+                loss: r[0],
+                clip: r[1],
+                kl: (r[3] > 0.0).then_some(r[2]),
+                adv_norm: r[4],
+                equal: r[5],
+                rewards: summed[at..at + counts[m]].to_vec(),
+            }
+        })
+        .collect();
+    let mut model = runner.model.clone();
+    let norm =
+        apply_update(&mut model, optimizer, grads, (runner.config.train.clip, job.lr, job.step_no), runner.checkpoint)?;
+    Ok((model, stats, norm))
 }
 
 fn adamw(config: &GrpoConfig) -> ModuleOptimizer {
@@ -335,7 +584,7 @@ impl GrpoTrainer {
                     .into(),
             });
         }
-        let reward = Registry::default().build(&config.grpo.reward_specs())?;
+        let reward = Arc::new(Registry::default().build(&config.grpo.reward_specs())?);
         let reference = (config.grpo.beta > 0.0).then(|| ratt.valid());
         let state = GrpoState {
             step: 0,
@@ -361,6 +610,7 @@ impl GrpoTrainer {
             last_checkpoint: None,
             progress: Box::new(NoGrpoProgress),
             stop_after_steps: None,
+            parallel: None,
         };
         trainer.check_decoding()?;
         Ok(trainer)
@@ -372,7 +622,13 @@ impl GrpoTrainer {
     /// # Errors
     /// An unknown reward name or invalid params.
     pub fn with_registry(mut self, registry: &Registry) -> Result<Self> {
-        self.reward = registry.build(&self.config.grpo.reward_specs())?;
+        if self.parallel.is_some() {
+            return Err(Error::Data {
+                message: "set the reward registry before `with_parallel`: the replicas share the trainer's reward"
+                    .into(),
+            });
+        }
+        self.reward = Arc::new(registry.build(&self.config.grpo.reward_specs())?);
         self.check_decoding()?;
         Ok(self)
     }
@@ -387,6 +643,66 @@ impl GrpoTrainer {
             });
         }
         Ok(())
+    }
+
+    /// Trains data-parallel over `parallel`'s peers ([`r3_train::parallel`]): the trainer's model is local peer 0
+    /// (it must live on `parallel.devices[0]` with autodiff); every other local device gets a replica of the
+    /// current model (frozen backbone and LatentRATT) and optimizer state (so call this after
+    /// [`GrpoTrainer::resume`]) in a thread of its own.
+    ///
+    /// Each optimizer step hands whole advantage pools to the peers: micro-step `m` (its `grpo.advantage_groups`
+    /// prompts × `K` samples, its noise keyed by `m`) goes to the peer of global rank `m mod world_size`. The
+    /// advantages of a pool are computed over exactly the pool one device would use, so `grpo.advantage_groups`
+    /// does not change with the number of devices, and the summed gradients of `loss_m / n_micro` equal the
+    /// one-device gradient. The rewards and per-pool diagnostics are gathered over the peers for the metrics.
+    /// With more peers than pools per step, the extra peers idle.
+    ///
+    /// # Errors
+    /// [`Error::Train`] with [`r3_train::Error::Parallel`] when the collective cannot start.
+    pub fn with_parallel(mut self, parallel: &ParallelConfig) -> Result<Self> {
+        let mut peers = parallel.connect()?.into_iter();
+        let peer = peers.next().ok_or_else(|| Error::Data { message: "no local peer".into() })?;
+        self.model = peer.sync_from_rank0(self.model)?;
+        let mut workers = Vec::new();
+        for p in peers {
+            let device = p.device().clone().autodiff();
+            let mut model = self.model.clone().fork(&device);
+            let mut optimizer = self.optimizer.clone();
+            let reference = self.reference.clone().map(|r| r.fork(&p.device().clone()));
+            let reward = self.reward.clone();
+            let items = self.data.items.clone();
+            let (eos_id, config) = (self.data.eos_id, self.config.clone());
+            let counts_k = (config.train.batch, config.grpo.advantage_groups, config.grpo.group_size);
+            let mut generations: Vec<Option<Generation>> = Vec::new();
+            let rank = p.rank();
+            let work = move |job: GrpoJob| -> Result<()> {
+                let runner = PoolRunner {
+                    config: &config,
+                    model: &model,
+                    reward: reward.as_ref(),
+                    reference: reference.as_ref(),
+                    items: items.as_ref(),
+                    eos_id,
+                    device: &device,
+                    checkpoint: "(rank 0's)",
+                };
+                let counts = reward_counts(counts_k.0, counts_k.1, counts_k.2);
+                let (next, _, _) = peer_step(&runner, &mut optimizer, &p, &job, &mut generations, &counts)?;
+                model = next;
+                Ok(())
+            };
+            workers.push(Worker::spawn(format!("r3-grpo-peer-{rank}"), work)?);
+        }
+        tracing::info!(
+            world_size = peer.world_size(),
+            rank = peer.rank(),
+            local_peers = parallel.devices.len(),
+            reduction = ?parallel.reduction,
+            advantage_groups = self.config.grpo.advantage_groups,
+            "GRPO data parallelism"
+        );
+        self.parallel = Some(GrpoParallel { peer, workers });
+        Ok(self)
     }
 
     /// Reports progress to `progress`.
@@ -588,118 +904,64 @@ impl GrpoTrainer {
         let g = c.grpo.advantage_groups;
         let micro: Vec<&[usize]> = idx.chunks(g).collect();
         let n_micro = micro.len();
-        generations.resize(n_micro, None);
-        let step = GrpoStep {
-            model: &self.model,
-            reward: &self.reward,
-            settings: StepSettings::from_config(&c.grpo),
-            reference: self.reference.as_ref(),
-            decoding: self.data.items.as_ref().map(|items| BeamDecoding {
-                trie: items.trie(),
-                eos_id: self.data.eos_id,
-                num_beams: c.eval.beams,
-            }),
+        let batch_of = |chunk: &[usize]| {
+            (self.data.collate)(&chunk.iter().map(|&i| self.data.train[i].clone()).collect::<Vec<EncodedSample>>())
         };
-        let d = self.model.backbone.hidden_size();
-        let mut grads: Option<GradientsParams> = None;
-        let (mut loss_sum, mut clip_sum, mut kl_sum, mut kl_any) = (0.0, 0.0, 0.0, false);
-        let (mut rewards, mut adv_norms, mut equal) = (Vec::new(), Vec::new(), 0.0);
-        for (m, chunk) in micro.iter().enumerate() {
-            let samples: Vec<EncodedSample> = chunk.iter().map(|&i| self.data.train[i].clone()).collect();
-            let batch = (self.data.collate)(&samples);
-            let out: MicroStep = match generations[m].take() {
-                Some(generation) if iteration > 0 => step.reuse(&batch, generation),
-                _ => {
-                    let key = NoiseKey { seed: c.train.seed, step: generation_step, micro: m as u64 };
-                    let shape = NoiseShape {
-                        groups: chunk.len(),
-                        group_size: c.grpo.group_size,
-                        n_latent: self.model.n_latent,
-                        d_model: d,
-                        std: c.grpo.noise_std,
-                        unnoised_first: c.grpo.unnoised_first,
-                    };
-                    let noise = latent_noise(key, shape, &self.device);
-                    let result = match c.grpo.algorithm {
-                        Algorithm::LrGrpo => step.lr_grpo(&batch, noise),
-                        Algorithm::Grpo => {
-                            let items = self.data.items.as_ref().expect("checked in assemble");
-                            let rollouts = Rollouts {
-                                trie: items.trie(),
-                                eos_id: self.data.eos_id,
-                                temperature: c.grpo.temperature,
-                                max_new_tokens: c.grpo.max_new_tokens,
-                                seed: c.train.seed ^ generation_step.wrapping_mul(0x9E37_79B9) ^ (m as u64) << 48,
-                            };
-                            step.grpo(&batch, noise, rollouts)
-                        }
-                    };
-                    match result {
-                        Err(Error::Reward(r3_rewards::Error::NonFinite { value, .. })) => {
-                            return Err(Error::NonFinite {
-                                step: step_no,
-                                what: "reward",
-                                value,
-                                checkpoint: self.checkpoint_text(),
-                            });
-                        }
-                        other => other?,
-                    }
-                }
+        let checkpoint = self.checkpoint_text();
+        let runner = PoolRunner {
+            config: c,
+            model: &self.model,
+            reward: self.reward.as_ref(),
+            reference: self.reference.as_ref(),
+            items: self.data.items.as_ref(),
+            eos_id: self.data.eos_id,
+            device: &self.device,
+            checkpoint: &checkpoint,
+        };
+        let (stats, grad_norm) = if let Some(par) = &self.parallel {
+            let world = par.peer.world_size();
+            let pools = |rank: usize| -> Vec<(usize, SftBatch)> {
+                shares(n_micro, rank, world).into_iter().map(|m| (m, batch_of(micro[m]))).collect()
             };
-            if !out.loss_value.is_finite() {
-                return Err(Error::NonFinite {
-                    step: step_no,
-                    what: "loss",
-                    value: out.loss_value,
-                    checkpoint: self.checkpoint_text(),
-                });
+            let job = |rank: usize| GrpoJob { pools: pools(rank), n_micro, generation_step, iteration, lr, step_no };
+            for (j, w) in par.workers.iter().enumerate() {
+                w.send(job(par.peer.rank() + j + 1))?;
             }
-            loss_sum += out.loss_value;
-            clip_sum += out.clip_ratio;
-            if let Some(kl) = out.kl {
-                kl_sum += kl;
-                kl_any = true;
-            }
-            let gen_ = &out.generation;
-            rewards.extend_from_slice(&gen_.rewards);
-            adv_norms.push(gen_.advantages.iter().map(|a| a * a).sum::<f64>().sqrt());
-            equal += equal_reward_fraction(&gen_.rewards, c.grpo.group_size) * chunk.len() as f64;
-            let mut tape = out.loss.div_scalar(n_micro as f64).backward();
-            let ratt = self.ratt();
-            let gp = GradientsParams::from_module(&mut tape, ratt);
-            grads = Some(accumulate(ratt, grads, gp));
-            generations[m] = Some(out.generation);
-        }
-        let grads = grads.unwrap_or_default();
-        if grads.is_empty() {
-            return Err(Error::Data {
-                message: "LatentRATT got no gradient: load the model on `device.clone().autodiff()`".into(),
-            });
-        }
-        let (grads, grad_norm) = clip_global_norm(self.ratt(), grads, c.train.clip);
-        if !grad_norm.is_finite() {
-            return Err(Error::NonFinite {
-                step: step_no,
-                what: "gradient norm",
-                value: grad_norm,
-                checkpoint: self.checkpoint_text(),
-            });
-        }
-        let ratt = self.model.ratt.take().expect("checked in assemble");
-        self.model.ratt = Some(self.optimizer.step(lr, ratt, grads));
+            let counts = reward_counts(idx.len(), g, c.grpo.group_size);
+            let mine = job(par.peer.rank());
+            let result = peer_step(&runner, &mut self.optimizer, &par.peer, &mine, generations, &counts);
+            // Every worker answers (they all passed the same all-reduce); the trainer's own error comes first.
+            let answers: Vec<Result<()>> = par.workers.iter().map(Worker::wait).collect();
+            let (model, stats, norm) = result?;
+            answers.into_iter().collect::<Result<Vec<()>>>()?;
+            self.model = model;
+            (stats, norm)
+        } else {
+            let pools: Vec<(usize, SftBatch)> = micro.iter().enumerate().map(|(m, ch)| (m, batch_of(ch))).collect();
+            let (grads, stats) = runner.run(&pools, n_micro, generation_step, iteration, generations, step_no)?;
+            let norm = apply_update(
+                &mut self.model,
+                &mut self.optimizer,
+                grads.unwrap_or_default(),
+                (c.train.clip, lr, step_no),
+                &checkpoint,
+            )?;
+            (stats.into_iter().map(|(_, s)| s).collect(), norm)
+        };
+        let rewards: Vec<f64> = stats.iter().flat_map(|s| s.rewards.iter().copied()).collect();
         let (reward_mean, reward_std) = mean_std(&rewards);
+        let kls: Vec<f64> = stats.iter().filter_map(|s| s.kl).collect();
         Ok(GrpoStepInfo {
             step: step_no,
             total_steps: self.state.total_steps,
             epoch: self.state.epoch,
-            loss: loss_sum / n_micro as f64,
+            loss: stats.iter().map(|s| s.loss).sum::<f64>() / n_micro as f64,
             reward_mean,
             reward_std,
-            equal_reward_groups: equal / idx.len() as f64,
-            advantage_norm: adv_norms.iter().sum::<f64>() / adv_norms.len().max(1) as f64,
-            clip_ratio: clip_sum / n_micro as f64,
-            kl: kl_any.then(|| kl_sum / n_micro as f64),
+            equal_reward_groups: stats.iter().map(|s| s.equal).sum::<f64>() / idx.len() as f64,
+            advantage_norm: stats.iter().map(|s| s.adv_norm).sum::<f64>() / stats.len().max(1) as f64,
+            clip_ratio: stats.iter().map(|s| s.clip).sum::<f64>() / n_micro as f64,
+            kl: (!kls.is_empty()).then(|| kls.iter().sum::<f64>() / n_micro as f64),
             grad_norm,
             lr,
             samples_per_s: 0.0,

@@ -102,6 +102,13 @@ pub enum Error {
         /// What is wrong and how to fix it.
         message: String,
     },
+    /// Data parallelism: a bad launch setting (`R3_RANK`, `R3_WORLD_SIZE`, `R3_COORDINATOR`), a peer that failed,
+    /// hangs or cannot be reached.
+    #[error("data parallelism: {message}")]
+    Parallel {
+        /// What is wrong and how to fix it.
+        message: String,
+    },
     /// An error of the data crate (atomic writes).
     #[error(transparent)]
     R3Data(#[from] r3_data::Error),

@@ -152,6 +152,9 @@ pub fn build_latent(loaded: LoadedBackbone, tokenizer: Tokenizer, config: &SftCo
             Ok(c)
         })
         .transpose()?;
+    // LatentRATT starts from random weights: seed the device with the run's seed first, so that two runs of the
+    // same configuration start (and, on a deterministic backend, end) identically.
+    device.seed(config.train.seed);
     let model = LatentModelConfig::new().with_n_latent(n_latent).with_ratt(ratt).init(backbone, &device);
     backbone_config.vocab_size = model.backbone.vocab_size();
     Ok(LatentSetup { model, encoder, backbone_config })

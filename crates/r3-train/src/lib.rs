@@ -16,6 +16,9 @@
 //! - [`build_latent`] turns a pretrained backbone and a config into the LatentR³ model (thought row, LatentRATT,
 //!   prompt encoder), which implements [`SftModel`]; [`save_model_dir`] / [`load_model_dir`] write and read the
 //!   self-contained model folder that evaluation and LR-GRPO start from.
+//! - [`parallel`] is data parallelism over several devices and machines ([`SftTrainer::with_parallel`]): each
+//!   peer takes its micro-batches of the global batch, the gradients are summed over the peers (burn's
+//!   collective all-reduce on CUDA, a host all-reduce elsewhere), and every replica steps identically.
 //! - [`lora::apply_lora`] switches a large backbone to LoRA adapters with burn's `Module::apply_lora`.
 //!
 //! ```
@@ -38,6 +41,7 @@ pub mod grads;
 pub mod latent;
 pub mod lora;
 mod model;
+pub mod parallel;
 pub mod progress;
 pub mod run;
 mod schedule;

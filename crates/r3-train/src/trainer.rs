@@ -15,6 +15,7 @@ use crate::config::SftConfig;
 use crate::error::{Error, Result};
 use crate::grads::{accumulate, clip_global_norm};
 use crate::model::SftModel;
+use crate::parallel::{ParallelConfig, Peer, PeerShare, Worker, shares};
 use crate::progress::{EvalInfo, NoProgress, StartInfo, StepInfo, TrainProgress};
 use crate::run::{self, MetricRecord, MetricsWriter, RunEnv};
 use crate::schedule::LinearSchedule;
@@ -91,6 +92,110 @@ pub struct SftTrainer<M: SftModel> {
     last_val_loss: Option<f64>,
     progress: Box<dyn TrainProgress>,
     stop_after_steps: Option<u64>,
+    parallel: Option<SftParallel<M>>,
+}
+
+/// The data-parallel side of a trainer: its own peer (local peer 0, the trainer's model) and one worker thread per
+/// other local device, each with a replica and an optimizer of its own.
+struct SftParallel<M: SftModel> {
+    peer: Peer,
+    workers: Vec<Worker<SftJob>>,
+    _model: std::marker::PhantomData<M>,
+}
+
+/// A job for a worker replica.
+enum SftJob {
+    /// One optimizer step: the worker's micro-batches, the real target tokens of the whole global batch, the
+    /// learning rate, the clipping norm and the 1-based step (for messages).
+    Step { batches: Vec<SftBatch>, tokens: usize, lr: f64, clip: f64, step: u64 },
+}
+
+/// The summed gradient of `batches` for a loss `Σ NLL / tokens` (`tokens` the real target tokens of the whole
+/// global batch, so that the gradients of micro-batches, and of peers, add up to the global batch's), and
+/// `Σ NLL` itself.
+fn batch_grads<M: SftModel>(model: &M, batches: &[SftBatch], tokens: usize) -> Result<(Option<GradientsParams>, f64)> {
+    let mut grads: Option<GradientsParams> = None;
+    let mut nll_sum = 0.0f64;
+    for batch in batches {
+        let nll = model.nll(batch);
+        if nll.tokens != count_real(batch) {
+            return Err(Error::Data {
+                message: format!(
+                    "SftModel::nll counted {} target tokens but the batch has {} real ones: sum over exactly the \
+                     `target_real` positions",
+                    nll.tokens,
+                    count_real(batch)
+                ),
+            });
+        }
+        nll_sum += f64::from(nll.sum.clone().into_scalar::<f32>());
+        let loss = nll.sum.div_scalar(tokens as f64);
+        let g = GradientsParams::from_grads(loss.backward(), model);
+        grads = Some(accumulate(model, grads, g));
+    }
+    Ok((grads, nll_sum))
+}
+
+/// The inputs of [`apply_update`]: the loss of the global batch, its (summed) gradients, the clipping norm, the
+/// learning rate, the 1-based step and the last checkpoint (both for messages).
+struct Update<'a> {
+    loss: f64,
+    grads: GradientsParams,
+    clip: f64,
+    lr: f64,
+    step: u64,
+    checkpoint: &'a str,
+}
+
+/// The end of a step on one device or one peer: checks the loss, clips the gradients by their global norm and
+/// steps. Returns the new model and the norm before clipping.
+fn apply_update<M: SftModel>(model: &M, optimizer: &mut ModuleOptimizer, u: Update<'_>) -> Result<(M, f64)> {
+    if !u.loss.is_finite() {
+        return Err(Error::NonFinite { step: u.step, what: "loss", value: u.loss, checkpoint: u.checkpoint.into() });
+    }
+    if u.grads.is_empty() {
+        return Err(Error::Data {
+            message: "the model produced no gradients: initialise it on `device.clone().autodiff()` and keep some \
+                      parameters trainable"
+                .into(),
+        });
+    }
+    let (grads, norm) = clip_global_norm(model, u.grads, u.clip);
+    if !norm.is_finite() {
+        return Err(Error::NonFinite {
+            step: u.step,
+            what: "gradient norm",
+            value: norm,
+            checkpoint: u.checkpoint.into(),
+        });
+    }
+    Ok((optimizer.step(u.lr, model.clone(), grads), norm))
+}
+
+/// One data-parallel step of one peer: the gradients of its micro-batches, the all-reduce, then the same update
+/// as every other peer. Returns the new model, the loss of the global batch and the gradient norm.
+fn peer_step<M: SftModel>(
+    model: &M,
+    optimizer: &mut ModuleOptimizer,
+    peer: &Peer,
+    job: (&[SftBatch], usize, f64, f64, u64),
+    checkpoint: &str,
+) -> Result<(M, f64, f64)> {
+    let (batches, tokens, lr, clip, step) = job;
+    let (share, local_err) = match batch_grads(model, batches, tokens) {
+        Ok((grads, nll)) => (PeerShare { grads, scalars: vec![nll], failure: None }, None),
+        Err(e) => (PeerShare { grads: None, scalars: vec![0.0], failure: Some(e.to_string()) }, Some(e)),
+    };
+    // A peer whose share failed still takes part in the all-reduce, so that the others learn of it and stop
+    // instead of waiting; it then reports its own error.
+    let reduced = peer.reduce_step(model, share);
+    if let Some(e) = local_err {
+        return Err(e);
+    }
+    let (grads, scalars) = reduced?;
+    let loss = scalars[0] / tokens as f64;
+    let (model, norm) = apply_update(model, optimizer, Update { loss, grads, clip, lr, step, checkpoint })?;
+    Ok((model, loss, norm))
 }
 
 /// The optimizer steps of a run: `epochs · ⌈n / batch⌉` (the last global batch of an epoch may be smaller),
@@ -172,6 +277,7 @@ impl<M: SftModel> SftTrainer<M> {
             last_val_loss: None,
             progress: Box::new(NoProgress),
             stop_after_steps: None,
+            parallel: None,
         })
     }
 
@@ -198,6 +304,7 @@ impl<M: SftModel> SftTrainer<M> {
             last_val_loss: None,
             progress: Box::new(NoProgress),
             stop_after_steps: None,
+            parallel: None,
         };
         if let Some(dir) = checkpoint::latest(run_dir)? {
             let state = checkpoint::load_state(&dir)?;
@@ -238,6 +345,49 @@ impl<M: SftModel> SftTrainer<M> {
     pub fn stop_after_steps(mut self, step: u64) -> Self {
         self.stop_after_steps = Some(step);
         self
+    }
+
+    /// Trains data-parallel over `parallel`'s peers (module [`crate::parallel`]): the trainer's model is local
+    /// peer 0 (it must live on `parallel.devices[0]` with autodiff); every other local device gets a replica of
+    /// the current model and optimizer state (so call this after [`SftTrainer::resume`]) in a thread of its own.
+    /// Each optimizer step hands micro-batch `m` of the global batch to the peer of global rank
+    /// `m mod world_size`; the peers' gradients of `Σ NLL / (target tokens of the whole global batch)` are summed,
+    /// so the update equals the one-device update of the whole batch (up to float rounding).
+    ///
+    /// With several processes (`parallel.launch`), every process runs the same trainer on the same data and
+    /// config and writes its own run folder; they stay identical.
+    ///
+    /// # Errors
+    /// [`Error::Parallel`] when the collective cannot start (see [`ParallelConfig::connect`]) or a thread cannot
+    /// be spawned.
+    pub fn with_parallel(mut self, parallel: &ParallelConfig) -> Result<Self> {
+        let mut peers = parallel.connect()?.into_iter();
+        let peer = peers.next().ok_or_else(|| Error::Parallel { message: "no local peer".into() })?;
+        self.model = peer.sync_from_rank0(self.model)?;
+        let mut workers = Vec::new();
+        for p in peers {
+            let device = p.device().clone().autodiff();
+            let mut model = self.model.clone().fork(&device);
+            let mut optimizer = self.optimizer.clone();
+            let rank = p.rank();
+            let work = move |job: SftJob| -> Result<()> {
+                let SftJob::Step { batches, tokens, lr, clip, step } = job;
+                let (next, _, _) =
+                    peer_step(&model, &mut optimizer, &p, (&batches, tokens, lr, clip, step), "(rank 0's)")?;
+                model = next;
+                Ok(())
+            };
+            workers.push(Worker::spawn(format!("r3-sft-peer-{rank}"), work)?);
+        }
+        tracing::info!(
+            world_size = peer.world_size(),
+            rank = peer.rank(),
+            local_peers = parallel.devices.len(),
+            reduction = ?parallel.reduction,
+            "SFT data parallelism"
+        );
+        self.parallel = Some(SftParallel { peer, workers, _model: std::marker::PhantomData });
+        Ok(self)
     }
 
     /// The run folder.
@@ -320,52 +470,36 @@ impl<M: SftModel> SftTrainer<M> {
             .collect();
         // The loss of the global batch is Σ NLL / (real target tokens of the whole global batch), so every
         // micro-batch's NLL is divided by the global count before its backward pass ([CODE] HF
-        // `num_items_in_batch` with `loss_type = "ce"`): the accumulated gradient equals the big batch's.
+        // `num_items_in_batch` with `loss_type = "ce"`): the accumulated gradient equals the big batch's. With
+        // data parallelism the same holds for the sum of the peers' gradients.
         let tokens: usize = micro.iter().map(count_real).sum();
         if tokens == 0 {
             return Err(Error::Data { message: format!("optimizer step {step}: the batch has no real target tokens") });
         }
-        let mut grads: Option<GradientsParams> = None;
-        let mut nll_sum = 0.0f64;
-        for batch in &micro {
-            let nll = self.model.nll(batch);
-            if nll.tokens != count_real(batch) {
-                return Err(Error::Data {
-                    message: format!(
-                        "SftModel::nll counted {} target tokens but the batch has {} real ones: sum over exactly the \
-                         `target_real` positions",
-                        nll.tokens,
-                        count_real(batch)
-                    ),
-                });
+        let clip = self.config.train.clip;
+        let checkpoint = self.last_checkpoint_text();
+        if let Some(par) = &self.parallel {
+            let world = par.peer.world_size();
+            let share = |rank: usize| shares(micro.len(), rank, world).into_iter().map(|m| micro[m].clone());
+            for (j, w) in par.workers.iter().enumerate() {
+                let batches: Vec<SftBatch> = share(par.peer.rank() + j + 1).collect();
+                w.send(SftJob::Step { batches, tokens, lr, clip, step })?;
             }
-            nll_sum += f64::from(nll.sum.clone().into_scalar::<f32>());
-            let loss = nll.sum.div_scalar(tokens as f64);
-            let g = GradientsParams::from_grads(loss.backward(), &self.model);
-            grads = Some(accumulate(&self.model, grads, g));
+            let mine: Vec<SftBatch> = share(par.peer.rank()).collect();
+            let result =
+                peer_step(&self.model, &mut self.optimizer, &par.peer, (&mine, tokens, lr, clip, step), &checkpoint);
+            // Every worker answers (they all passed the same all-reduce); the trainer's own error comes first.
+            let answers: Vec<Result<()>> = par.workers.iter().map(Worker::wait).collect();
+            let (model, loss, norm) = result?;
+            answers.into_iter().collect::<Result<Vec<()>>>()?;
+            self.model = model;
+            return Ok((loss, norm, tokens));
         }
+        let (grads, nll_sum) = batch_grads(&self.model, &micro, tokens)?;
         let loss = nll_sum / tokens as f64;
-        if !loss.is_finite() {
-            return Err(Error::NonFinite { step, what: "loss", value: loss, checkpoint: self.last_checkpoint_text() });
-        }
-        let grads = grads.unwrap_or_default();
-        if grads.is_empty() {
-            return Err(Error::Data {
-                message: "the model produced no gradients: initialise it on `device.clone().autodiff()` and keep \
-                          some parameters trainable"
-                    .into(),
-            });
-        }
-        let (grads, norm) = clip_global_norm(&self.model, grads, self.config.train.clip);
-        if !norm.is_finite() {
-            return Err(Error::NonFinite {
-                step,
-                what: "gradient norm",
-                value: norm,
-                checkpoint: self.last_checkpoint_text(),
-            });
-        }
-        self.model = self.optimizer.step(lr, self.model.clone(), grads);
+        let update = Update { loss, grads: grads.unwrap_or_default(), clip, lr, step, checkpoint: &checkpoint };
+        let (model, norm) = apply_update(&self.model, &mut self.optimizer, update)?;
+        self.model = model;
         Ok((loss, norm, tokens))
     }
 

@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use burn::tensor::Device;
 use r3_backbone::{LoadedBackbone, load_gguf};
 
-/// The device of the integration tests: the flex CPU backend in f32.
+/// The device of the integration tests, f32: burn's default device, which is the flex CPU backend unless the
+/// tests are built with a GPU backend (`--features burn/vulkan` or `burn/wgpu`; GPUs come first, `BURN_DEVICE`
+/// overrides). CI runs the golden tests both ways (`cargo xtask ci`).
 pub fn test_device() -> Device {
-    Device::flex()
+    Device::default()
 }
 
 /// Loads the fetched GGUF model `id` on [`test_device`].

@@ -78,15 +78,16 @@ pub struct CommonArgs {
     /// the repository.
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// The compute backend (default: the first compiled in).
-    #[arg(long, value_enum)]
-    pub backend: Option<device::BackendName>,
+    /// The compute device: flex, wgpu[:N], vulkan[:N] or cuda[:N] (default: the first compiled in, GPUs
+    /// first; `BURN_DEVICE` overrides the default).
+    #[arg(long, alias = "backend")]
+    pub device: Option<device::DeviceSpec>,
 }
 
 impl CommonArgs {
-    /// The device of `--backend` (see [`device::select`]).
+    /// The device of `--device` (see [`device::select`]).
     pub fn device(&self) -> anyhow::Result<Device> {
-        device::select(self.backend)
+        device::select(self.device)
     }
 
     /// The data folder of `--data` (see [`super::data_dir`]).

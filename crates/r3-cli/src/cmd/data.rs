@@ -34,15 +34,16 @@ pub fn run_stats(args: &StatsArgs) -> anyhow::Result<()> {
 /// Arguments of `latentr3 device`.
 #[derive(Debug, clap::Args)]
 pub struct DeviceArgs {
-    /// The backend to check; default: the first one compiled in (BURN_DEVICE overrides).
-    #[arg(long, value_enum)]
-    pub backend: Option<device::BackendName>,
+    /// The compute device: flex, wgpu[:N], vulkan[:N] or cuda[:N] (default: the first compiled in, GPUs
+    /// first; `BURN_DEVICE` overrides the default).
+    #[arg(long, alias = "backend")]
+    pub device: Option<device::DeviceSpec>,
 }
 
 /// Runs `latentr3 device`.
 pub fn run_device(args: &DeviceArgs) -> anyhow::Result<()> {
     println!("compiled backends: {:?}", device::compiled());
-    let dev = device::select(args.backend)?;
+    let dev = device::select(args.device)?;
     let err = device::self_check(&dev)?;
     println!("device {dev:?}: matmul check passed (max abs difference {err:.2e})");
     Ok(())

@@ -7,7 +7,7 @@
 //! the prompt prefix once, the latent tokens before decoding, constrained beam search over the catalogue trie).
 //!
 //! The run folder (default `runs/eval/<name>-<timestamp>`) holds
-//! - `eval.json`: the settings (model, data, stem, split, subset, decoding);
+//! - `eval.json`: the settings (model, data, stem, split, subset, decoding, D3's assistant and guidance scale);
 //! - `predictions.jsonl`: one official prediction record per user (`input`, `output`, `predict`, plus `row`,
 //!   `user_id`, `item_id`, `scores`, `item_ids`, `latency_s`, `batch_s`, `batch_size`), appended and fsynced after
 //!   every batch. A killed evaluation rerun with the same `--out` skips the users already in it (a partly
@@ -30,8 +30,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use r3_data::{Encoder, EncoderConfig, Interaction, Split};
-use r3_decode::{BeamSearchConfig, CatalogueTrie, Recommended, Recommender, RecommenderInput};
+use r3_data::{EncodedSample, Encoder, EncoderConfig, Interaction, Split};
+use r3_decode::{
+    BeamSearchConfig, BeamSearchInput, CatalogueTrie, Guidance, Recommended, Recommender, RecommenderInput,
+};
 use r3_latent::LatentModel;
 use r3_metrics::{BootstrapConfig, Format, Output, PredictionRecord};
 use serde::{Deserialize, Serialize};
@@ -39,7 +41,7 @@ use serde_json::json;
 
 use super::DatasetArgs;
 use super::metrics::TableArgs;
-use crate::device::{self, BackendName};
+use crate::device;
 use crate::model_source;
 
 /// The settings file of a run folder.
@@ -86,8 +88,8 @@ impl ModelArgs {
 pub enum Decoding {
     /// BIGRec: 10 beams, 10 returned, length penalty 1.0, at most 128 new tokens `[CODE]`.
     Bigrec,
-    /// D3: the same search with length penalty 0 (plain sums of log-probs). The assistant-model guidance comes
-    /// with the baselines issue and is not applied here.
+    /// D3: the same search with length penalty 0 (plain sums of log-probs), guided by an assistant model's item
+    /// scores when `--assistant` names one.
     D3,
 }
 
@@ -176,10 +178,17 @@ pub struct EvalArgs {
     /// The seed of the --limit subset.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// The decoding: `bigrec` (length penalty 1) or `d3` (length penalty 0; D3's assistant-model guidance comes
-    /// with the baselines issue and is not applied yet).
+    /// The decoding: `bigrec` (length penalty 1) or `d3` (length penalty 0, optionally guided by `--assistant`).
     #[arg(long, value_enum, default_value = "bigrec")]
     pub decoding: Decoding,
+    /// D3's assistant: a model folder of `latentr3 baseline train` (`RUN_DIR/model`; SASRec in D3) whose item
+    /// probabilities after each user's history guide the beam search. Needs `--decoding d3`.
+    #[arg(long)]
+    pub assistant: Option<PathBuf>,
+    /// D3's guidance scale: each allowed token's log-prob becomes `scale · (log p − cf) + cf`, with `cf` the
+    /// assistant's log-share of the token's subtree; 1 = the LLM alone, 0 = the assistant alone.
+    #[arg(long, default_value_t = 1.0)]
+    pub guidance_scale: f32,
     /// Users decoded together (one prefill and one batched beam search per batch).
     #[arg(long, default_value_t = 4)]
     pub batch: usize,
@@ -188,9 +197,10 @@ pub struct EvalArgs {
     pub out: Option<PathBuf>,
     #[command(flatten)]
     pub table: TableArgs,
-    /// The compute backend (default: the first compiled in; `BURN_DEVICE` overrides).
-    #[arg(long, value_enum)]
-    pub device: Option<BackendName>,
+    /// The compute device: flex, wgpu[:N], vulkan[:N] or cuda[:N] (default: the first compiled in, GPUs
+    /// first; `BURN_DEVICE` overrides the default).
+    #[arg(long, alias = "backend")]
+    pub device: Option<device::DeviceSpec>,
 }
 
 /// The contents of `eval.json`: what a resumed run must match.
@@ -205,6 +215,17 @@ struct Settings {
     seed: u64,
     decoding: Decoding,
     users: usize,
+    /// D3's assistant model folder (absent in folders written before the guidance existed).
+    #[serde(default)]
+    assistant: Option<String>,
+    /// D3's guidance scale (1 = none).
+    #[serde(default = "unit_scale")]
+    guidance_scale: f32,
+}
+
+/// The guidance scale of a run without guidance.
+fn unit_scale() -> f32 {
+    1.0
 }
 
 /// The per-user latency summary.
@@ -364,6 +385,12 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     if args.batch == 0 {
         bail!("--batch must be at least 1");
     }
+    if args.assistant.is_some() && args.decoding != Decoding::D3 {
+        bail!("--assistant guides D3's decoding: add --decoding d3");
+    }
+    if !args.guidance_scale.is_finite() {
+        bail!("--guidance-scale must be finite (1 = no guidance, 0 = the assistant alone)");
+    }
     super::popularity_config(args.table.coverage)?;
     if let Some(dir) = &args.model.checkpoint
         && !dir.exists()
@@ -399,6 +426,8 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         seed: args.seed,
         decoding: args.decoding,
         users: order.len(),
+        assistant: args.assistant.as_ref().map(|p| p.display().to_string()),
+        guidance_scale: args.guidance_scale,
     };
     check_settings(&out, &settings)?;
     let jsonl = out.join(JSONL_FILE);
@@ -415,6 +444,25 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
 
     let dev = device::select(args.device)?;
     let m = load_model(&args.model, &args.dataset.stem, &dev)?;
+    let assistant = match &args.assistant {
+        Some(dir) => {
+            let (a, meta) = r3_baselines::Assistant::load(dir, &dev)
+                .with_context(|| format!("loading the assistant {}", dir.display()))?;
+            if a.n_items() != ds.catalogue.len() {
+                bail!(
+                    "--assistant {} scores {} items but the catalogue of `{}` has {}: train the assistant on this \
+                     dataset (it was trained on `{}`)",
+                    dir.display(),
+                    a.n_items(),
+                    args.dataset.stem,
+                    ds.catalogue.len(),
+                    meta.stem
+                );
+            }
+            Some(a)
+        }
+        None => None,
+    };
     if !todo.is_empty() {
         let items = CatalogueTrie::new(&m.encoder, &ds.catalogue)?;
         let search = args.decoding.search(m.encoder.eos_id());
@@ -433,7 +481,14 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         for chunk in todo.chunks(args.batch) {
             let histories: Vec<&[String]> = chunk.iter().map(|&r| rows[r].history_titles.as_slice()).collect();
             let t = Instant::now();
-            let recs = rec.recommend(&histories);
+            let recs = match &assistant {
+                Some(a) => {
+                    let ids: Vec<&[u32]> = chunk.iter().map(|&r| rows[r].history_item_ids.as_slice()).collect();
+                    let weights = a.weights(&ids);
+                    recommend_guided(&rec, &m, &histories, Guidance { scorer: &weights, scale: args.guidance_scale })?
+                }
+                None => rec.recommend(&histories),
+            };
             dev.sync().map_err(|e| anyhow::anyhow!("the device failed: {e:?}"))?;
             let secs = t.elapsed().as_secs_f64();
             let mut lines = String::new();
@@ -473,6 +528,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             "max_new_tokens": search_field(args.decoding, |c| c.max_new_tokens as f64),
         },
         "device": format!("{dev:?}"),
+        "guidance": { "assistant": settings.assistant, "scale": settings.guidance_scale },
         "latency": latency,
         "popularity": { "coverage": args.table.coverage, "popular_items": popularity.n_popular() },
         "report": report,
@@ -490,6 +546,38 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     );
     println!("run folder: {}", out.display());
     Ok(())
+}
+
+/// [`Recommender::recommend`] with D3's assistant guidance: the same prompts and start state, the beam search
+/// run with `guidance` (row `u` of the batch is user `u` of the scorer), the hypotheses mapped back to titles.
+fn recommend_guided(
+    rec: &Recommender<'_>,
+    m: &EvalModel,
+    histories: &[&[String]],
+    guidance: Guidance<'_>,
+) -> anyhow::Result<Vec<Vec<Recommended>>> {
+    let samples: Vec<EncodedSample> = histories.iter().map(|h| rec.encode(h)).collect();
+    let start = rec.decode_start(&samples);
+    let trie = rec.items().trie();
+    let search = rec.search_config().init()?;
+    let out = search.search(&m.model.backbone, BeamSearchInput { start, trie, guidance: Some(guidance) });
+    let eos = m.encoder.eos_id();
+    Ok(out
+        .hypotheses
+        .into_iter()
+        .map(|hyps| {
+            hyps.into_iter()
+                .map(|h| {
+                    let item_ids = trie.walk(&h.tokens).map_or(Vec::new(), |n| trie.items_at(n).to_vec());
+                    let title = match h.item.and_then(|i| rec.items().title(i)) {
+                        Some(t) => t.to_string(),
+                        None => m.encoder.tokenizer().decode(h.tokens.strip_suffix(&[eos]).unwrap_or(&h.tokens)),
+                    };
+                    Recommended { title, item_ids, score: h.score, tokens: h.tokens }
+                })
+                .collect()
+        })
+        .collect())
 }
 
 /// Seconds since the Unix epoch (0 when the clock is before it).

@@ -16,9 +16,10 @@ pub struct GenerateArgs {
     /// The largest number of new tokens.
     #[arg(long, default_value_t = 32)]
     pub max_new_tokens: usize,
-    /// The compute backend (default: the first compiled in).
-    #[arg(long, value_enum)]
-    pub backend: Option<device::BackendName>,
+    /// The compute device: flex, wgpu[:N], vulkan[:N] or cuda[:N] (default: the first compiled in, GPUs
+    /// first; `BURN_DEVICE` overrides the default).
+    #[arg(long, alias = "backend")]
+    pub device: Option<device::DeviceSpec>,
 }
 
 /// Runs `latentr3 generate`: prints the continuation on stdout and the speed on stderr.
@@ -26,7 +27,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
     if args.prompt.is_empty() {
         anyhow::bail!("--prompt is empty: give some text to continue");
     }
-    let dev = device::select(args.backend)?;
+    let dev = device::select(args.device)?;
     let loaded = model_source::load(&model_source::resolve(&args.model)?, &dev)?;
     let tok = &loaded.tokenizer;
     let mut ids = Vec::new();

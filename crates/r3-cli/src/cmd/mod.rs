@@ -1,5 +1,6 @@
 //! One module per subcommand group.
 
+pub mod baseline;
 pub mod bench;
 pub mod bench_eval;
 pub mod bench_grpo;

@@ -27,9 +27,10 @@ pub enum ModelCommand {
         /// The folder to create (it must not exist, or be empty); written atomically.
         #[arg(long)]
         out: PathBuf,
-        /// The compute backend that holds the weights while converting (default: the first compiled in).
-        #[arg(long, value_enum)]
-        backend: Option<device::BackendName>,
+        /// The compute device that holds the weights while converting: flex, wgpu[:N], vulkan[:N] or cuda[:N]
+        /// (default: the first compiled in).
+        #[arg(long, alias = "backend")]
+        device: Option<device::DeviceSpec>,
     },
 }
 
@@ -59,8 +60,8 @@ pub fn run(cmd: &ModelCommand) -> anyhow::Result<()> {
             }
             println!("cache: {}", fetch::cache_dir().display());
         }
-        ModelCommand::Export { model, out, backend } => {
-            let dev = device::select(*backend)?;
+        ModelCommand::Export { model, out, device: spec } => {
+            let dev = device::select(*spec)?;
             let loaded = model_source::load(&model_source::resolve(model)?, &dev)?;
             r3_backbone::export_hf_dir(&loaded.backbone, &loaded.tokenizer, out)
                 .with_context(|| format!("exporting {model} to {}", out.display()))?;

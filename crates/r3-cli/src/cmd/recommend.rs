@@ -12,7 +12,7 @@ use r3_decode::{CatalogueTrie, Recommender, RecommenderInput};
 use serde_json::json;
 
 use super::eval::{Decoding, ModelArgs, load_model};
-use crate::device::{self, BackendName};
+use crate::device;
 
 /// Arguments of `latentr3 recommend`.
 #[derive(Debug, clap::Args)]
@@ -38,9 +38,10 @@ pub struct RecommendArgs {
     /// Print one JSON line instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// The compute backend (default: the first compiled in; `BURN_DEVICE` overrides).
-    #[arg(long, value_enum)]
-    pub device: Option<BackendName>,
+    /// The compute device: flex, wgpu[:N], vulkan[:N] or cuda[:N] (default: the first compiled in, GPUs
+    /// first; `BURN_DEVICE` overrides the default).
+    #[arg(long, alias = "backend")]
+    pub device: Option<device::DeviceSpec>,
 }
 
 /// Runs `latentr3 recommend`.

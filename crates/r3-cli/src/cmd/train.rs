@@ -4,19 +4,21 @@
 //! overrides, loads the backbone on an autodiff device, appends the `<|Thought|>` row and a fresh LatentRATT,
 //! encodes the train and validation rows, trains with a progress bar, and writes the best model as a
 //! self-contained folder `RUN_DIR/model` (Hugging Face backbone + LatentRATT + `latent.json`). `--resume RUN_DIR`
-//! continues a killed run from its last checkpoint.
+//! continues a killed run from its last checkpoint. `--devices cuda:0,cuda:1` trains data-parallel over several
+//! devices (and, with `R3_RANK`, `R3_WORLD_SIZE`, `R3_COORDINATOR`, over several machines; docs/scaling.md).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use indicatif::ProgressBar;
 use r3_data::{Dataset, EncodedSample, Encoder, Split};
+use r3_train::parallel::{Launch, ParallelConfig, Reduction};
 use r3_train::progress::{EvalInfo, StartInfo, StepInfo, TrainProgress};
 use r3_train::{
     Collate, LatentSetup, SftConfig, SftData, SftSummary, SftTrainer, build_latent, save_model_dir, seeded_subset,
 };
 
-use crate::device::{self, BackendName};
+use crate::device;
 use crate::{model_source, progress};
 
 /// `latentr3 train ...`.
@@ -46,9 +48,59 @@ pub struct SftArgs {
     /// Continue the run in this folder from its latest checkpoint (its `config.resolved.toml` is used).
     #[arg(long, conflicts_with_all = ["config", "no_latent", "sample"])]
     pub resume: Option<PathBuf>,
-    /// The compute backend (default: the first compiled in; `BURN_DEVICE` overrides).
-    #[arg(long, value_enum)]
-    pub device: Option<BackendName>,
+    /// The compute device: flex, wgpu[:N], vulkan[:N] or cuda[:N] (default: the first compiled in, GPUs
+    /// first; `BURN_DEVICE` overrides the default).
+    #[arg(long, alias = "backend")]
+    pub device: Option<device::DeviceSpec>,
+    /// Data parallelism over several devices of this machine, comma-separated: `cuda:0,cuda:1`, or `flex,flex`
+    /// (threads on the CPU); the first one holds the run's model. Several machines: also set `R3_RANK`,
+    /// `R3_WORLD_SIZE` and `R3_COORDINATOR=host:port` (docs/scaling.md).
+    #[arg(long, value_delimiter = ',', value_name = "DEVICE,DEVICE", conflicts_with = "device")]
+    pub devices: Vec<device::DeviceSpec>,
+}
+
+/// The compute devices of a training command: `--devices` (or the one `--device`) and the launch environment
+/// (`R3_RANK`, `R3_WORLD_SIZE`, `R3_COORDINATOR`). Returns the device of the run's model (the first one) and the
+/// data-parallel layout when there is more than one peer. Local CUDA peers of one process sum their gradients
+/// with burn's collective all-reduce; every other case sums on the host (`r3_train::parallel`).
+pub(crate) fn train_devices(
+    device: Option<device::DeviceSpec>,
+    devices: &[device::DeviceSpec],
+) -> anyhow::Result<(burn::tensor::Device, Option<ParallelConfig>)> {
+    let launch = Launch::from_env()?;
+    let specs: Vec<Option<device::DeviceSpec>> =
+        if devices.is_empty() { vec![device] } else { devices.iter().copied().map(Some).collect() };
+    let backends: Vec<_> = specs.iter().flatten().map(|s| s.backend).collect();
+    if backends.windows(2).any(|w| w[0] != w[1]) {
+        bail!("--devices mixes backends ({backends:?}): all peers of a run use one backend, e.g. `cuda:0,cuda:1`");
+    }
+    let built = specs.iter().map(|s| device::select(*s)).collect::<anyhow::Result<Vec<_>>>()?;
+    let first = built[0].clone();
+    if built.len() == 1 && launch.world_size == 1 {
+        return Ok((first, None));
+    }
+    let all_cuda = backends.len() == specs.len() && backends.iter().all(|b| *b == device::BackendName::Cuda);
+    let reduction =
+        if all_cuda && launch.world_size == 1 && built.len() > 1 { Reduction::Burn } else { Reduction::Host };
+    tracing::info!(
+        devices = ?specs.iter().map(|s| s.map_or("default".into(), |s| s.to_string())).collect::<Vec<_>>(),
+        rank = launch.rank,
+        processes = launch.world_size,
+        ?reduction,
+        "data-parallel training"
+    );
+    Ok((first, Some(ParallelConfig { devices: built, reduction, launch })))
+}
+
+/// The run folder of a process of a multi-machine run: process 0 keeps `output_dir`, process `r > 0` writes the
+/// same (identical) run into `output_dir/rank-r`, so that processes sharing a file system do not collide.
+pub(crate) fn rank_output_dir(output_dir: &str, parallel: Option<&ParallelConfig>) -> String {
+    match parallel {
+        Some(p) if p.launch.rank > 0 => {
+            Path::new(output_dir).join(format!("rank-{}", p.launch.rank)).display().to_string()
+        }
+        _ => output_dir.to_string(),
+    }
 }
 
 /// Runs `latentr3 train ...`.
@@ -68,9 +120,10 @@ fn run_sft(args: &SftArgs) -> anyhow::Result<()> {
         overrides.push(format!("data.sample={n}"));
     }
     let paths = RunPaths { config: args.config.as_deref(), resume: args.resume.as_deref() };
-    let config = paths.load("config.resolved.toml", "latentr3 train sft", &overrides, SftConfig::from_file)?;
+    let mut config = paths.load("config.resolved.toml", "latentr3 train sft", &overrides, SftConfig::from_file)?;
     config.validate("config")?;
-    let device = device::select(args.device)?;
+    let (device, parallel) = train_devices(args.device, &args.devices)?;
+    config.run.output_dir = rank_output_dir(&config.run.output_dir, parallel.as_ref());
     let autodiff = device.clone().autodiff();
 
     let source = model_source::resolve(&config.model.id)?;
@@ -90,6 +143,10 @@ fn run_sft(args: &SftArgs) -> anyhow::Result<()> {
     let trainer = match &args.resume {
         None => SftTrainer::new(config, model, data, autodiff.clone())?,
         Some(dir) => SftTrainer::resume(dir, model, data, autodiff.clone())?,
+    };
+    let trainer = match &parallel {
+        Some(p) => trainer.with_parallel(p)?,
+        None => trainer,
     };
     let run_dir = trainer.run_dir().to_path_buf();
     let outcome = trainer.with_progress(progress).run()?;

@@ -6,6 +6,8 @@
 //! encodes the train prompts and a fixed validation subset, trains with a progress line (loss, reward mean/std,
 //! equal-reward groups, advantage norm, clip ratio, KL, grad norm, lr, samples/s), and writes the best model as a
 //! self-contained folder `RUN_DIR/model`. `--resume RUN_DIR` continues a killed run from its last checkpoint.
+//! `--devices cuda:0,cuda:1` trains data-parallel (whole advantage pools per device, so `grpo.advantage_groups`
+//! does not depend on the device count; several machines through `R3_RANK`, `R3_WORLD_SIZE`, `R3_COORDINATOR`).
 
 use std::path::{Path, PathBuf};
 
@@ -18,8 +20,10 @@ use r3_grpo::{
 };
 use r3_train::{LatentSetup, load_model_dir};
 
-use super::train::{RunEnd, RunPaths, collate, encode_subset, load_dataset, save_finished};
-use crate::device::{self, BackendName};
+use super::train::{
+    RunEnd, RunPaths, collate, encode_subset, load_dataset, rank_output_dir, save_finished, train_devices,
+};
+use crate::device;
 use crate::progress;
 
 /// Arguments of `latentr3 train grpo`.
@@ -34,16 +38,23 @@ pub struct GrpoArgs {
     /// Continue the run in this folder from its latest checkpoint (its `config.resolved.toml` is used).
     #[arg(long, conflicts_with = "config")]
     pub resume: Option<PathBuf>,
-    /// The compute backend (default: the first compiled in; `BURN_DEVICE` overrides).
-    #[arg(long, value_enum)]
-    pub device: Option<BackendName>,
+    /// The compute device: flex, wgpu[:N], vulkan[:N] or cuda[:N] (default: the first compiled in, GPUs
+    /// first; `BURN_DEVICE` overrides the default).
+    #[arg(long, alias = "backend")]
+    pub device: Option<device::DeviceSpec>,
+    /// Data parallelism over several devices of this machine, comma-separated: `cuda:0,cuda:1`, or `flex,flex`
+    /// (threads on the CPU); the first one holds the run's model. Each device takes whole advantage pools.
+    /// Several machines: also set `R3_RANK`, `R3_WORLD_SIZE` and `R3_COORDINATOR=host:port` (docs/scaling.md).
+    #[arg(long, value_delimiter = ',', value_name = "DEVICE,DEVICE", conflicts_with = "device")]
+    pub devices: Vec<device::DeviceSpec>,
 }
 
 /// Runs `latentr3 train grpo`.
 pub fn run(args: &GrpoArgs) -> anyhow::Result<()> {
     let paths = RunPaths { config: args.config.as_deref(), resume: args.resume.as_deref() };
-    let config = paths.load(r3_grpo::CONFIG_FILE, "latentr3 train grpo", &args.set, GrpoConfig::from_file)?;
-    let device = device::select(args.device)?;
+    let mut config = paths.load(r3_grpo::CONFIG_FILE, "latentr3 train grpo", &args.set, GrpoConfig::from_file)?;
+    let (device, parallel) = train_devices(args.device, &args.devices)?;
+    config.run.output_dir = rank_output_dir(&config.run.output_dir, parallel.as_ref());
     let autodiff = device.clone().autodiff();
     let setup = load_model_dir(Path::new(&config.model.checkpoint), &autodiff)
         .with_context(|| format!("loading the SFT model folder `model.checkpoint` = {}", config.model.checkpoint))?;
@@ -66,6 +77,10 @@ pub fn run(args: &GrpoArgs) -> anyhow::Result<()> {
     let trainer = match &args.resume {
         None => GrpoTrainer::new(config, model, data, autodiff.clone())?,
         Some(dir) => GrpoTrainer::resume(dir, model, data, autodiff.clone())?,
+    };
+    let trainer = match &parallel {
+        Some(p) => trainer.with_parallel(p)?,
+        None => trainer,
     };
     let run_dir = trainer.run_dir().to_path_buf();
     let outcome = trainer.with_progress(Box::new(Bar::new())).run()?;

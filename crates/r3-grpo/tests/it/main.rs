@@ -1,11 +1,13 @@
 //! Integration tests of r3-grpo (one module per topic):
 //! - `experiments`: the committed experiment files parse;
 //! - `golden`: one LR-GRPO micro-step on SmolLM2-135M against the PyTorch reference (`latent_golden.*`);
-//! - `trainer`: the loop on a tiny random model: frozen backbone, kill-and-resume, NaN stops, run folder.
+//! - `trainer`: the loop on a tiny random model: frozen backbone, kill-and-resume, NaN stops, run folder;
+//! - `parallel`: data parallelism over several peers gives the one-device update.
 
 // The helpers of r3-latent's golden tests (device, golden folder, models, safetensors reader), shared as is.
 #[path = "../../../r3-latent/tests/it/common.rs"]
 mod common;
 mod experiments;
 mod golden;
+mod parallel;
 mod trainer;

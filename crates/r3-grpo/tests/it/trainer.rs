@@ -16,7 +16,7 @@ const VOCAB: usize = 61;
 const D: usize = 32;
 
 /// The same tiny model every call (seeded), on `device`.
-fn model(device: &Device) -> LatentModel {
+pub(crate) fn model(device: &Device) -> LatentModel {
     device.seed(31);
     let backbone =
         BackboneConfig::new(Arch::Qwen2, VOCAB, D, 2, 4, 2, 8, 40, 10_000.0, 1e-6, true, true, 128).init(device);
@@ -29,7 +29,7 @@ fn model(device: &Device) -> LatentModel {
 }
 
 /// 16 prompts of varied lengths with 2–4 target tokens.
-fn data() -> GrpoData {
+pub(crate) fn data() -> GrpoData {
     let train = (0..16u32)
         .map(|i| EncodedSample {
             prompt_ids: (0..3 + i % 5).map(|j| 1 + (i * 7 + j * 3) % 50).collect(),
@@ -40,7 +40,7 @@ fn data() -> GrpoData {
     GrpoData { train, collate: Box::new(|s| SftBatch::new(s, 1, VOCAB as u32, 0)), items: None, eos_id: 0, valid: None }
 }
 
-fn config(dir: &std::path::Path, extra: &[&str]) -> GrpoConfig {
+pub(crate) fn config(dir: &std::path::Path, extra: &[&str]) -> GrpoConfig {
     let mut set: Vec<String> = vec![
         "model.checkpoint=\"unused\"".into(),
         format!("run.output_dir=\"{}\"", dir.display()),
@@ -68,7 +68,7 @@ fn params<M: Module>(m: &M) -> Vec<(ParamId, Vec<f32>)> {
     c.0
 }
 
-fn values<M: Module>(m: &M) -> Vec<Vec<f32>> {
+pub(crate) fn values<M: Module>(m: &M) -> Vec<Vec<f32>> {
     params(m).into_iter().map(|(_, v)| v).collect()
 }
 

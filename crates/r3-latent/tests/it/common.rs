@@ -8,9 +8,11 @@ use anyhow::Result;
 use burn::tensor::Device;
 pub use r3_latent::store::HostTensor;
 
-/// The device of the integration tests: the flex CPU backend in f32, with autodiff (gradients are checked).
+/// The device of the integration tests, f32 with autodiff (gradients are checked): burn's default device, which
+/// is the flex CPU backend unless the tests are built with a GPU backend (`--features burn/vulkan` or
+/// `burn/wgpu`; GPUs come first, `BURN_DEVICE` overrides). CI runs the golden tests both ways (`cargo xtask ci`).
 pub fn test_device() -> Device {
-    Device::flex().autodiff()
+    Device::default().autodiff()
 }
 
 /// The shared golden folder ([`r3_data::shared_golden_dir`]).

@@ -8,6 +8,7 @@ mod config;
 mod lora;
 mod overfit;
 mod overfit_real;
+mod parallel;
 mod resume;
 mod schedule;
 mod stops;

@@ -78,3 +78,29 @@ fn latent_sft_overfits_32_cds_samples() {
     assert!(first_below.is_some(), "the loss did not fall below 0.1 within {MAX_STEPS} steps: {losses:.4?}");
     assert!(losses[0] > 2.0, "the first loss {:.3} should be that of an untrained model", losses[0]);
 }
+
+/// `build_latent` seeds the device with `train.seed` before LatentRATT's random initialisation: the same seed gives
+/// bit-identical initial weights whatever the device's generator did before, another seed different ones.
+#[test]
+fn build_latent_initialises_latentratt_from_the_run_seed() {
+    let path = r3_backbone::fetch::fetched_path("smollm2-135m").unwrap_or_else(|e| panic!("{e}"));
+    let device = burn::tensor::Device::flex();
+    let q_weight = |seed: u64| -> Vec<f32> {
+        let overrides = [
+            "model.id=\"smollm2-135m\"".to_string(),
+            "data.stem=\"CDs_and_Vinyl_5_2015-10-2018-11\"".to_string(),
+            format!("train.seed={seed}"),
+        ];
+        let config = SftConfig::from_toml_str("", "seeded", &overrides).unwrap();
+        // Move the generator, so that only `build_latent`'s own seeding can make two builds equal.
+        let _ = burn::tensor::Tensor::<1>::random([7], burn::tensor::Distribution::Default, &device);
+        let tokenizer = Tokenizer::from_bpe_vocab(bpe_vocab(&Gguf::open(&path).unwrap()).unwrap()).unwrap();
+        let loaded = r3_backbone::load_gguf(&path, &device).unwrap();
+        let setup = build_latent(loaded, tokenizer, &config).unwrap();
+        let ratt = setup.model.ratt.expect("LatentRATT is on by default");
+        ratt.q.weight.val().into_data().try_to_vec::<f32>().unwrap()
+    };
+    let (a, b, c) = (q_weight(3), q_weight(3), q_weight(4));
+    assert_eq!(a, b, "the same seed gives the same LatentRATT");
+    assert_ne!(a, c, "another seed gives another LatentRATT");
+}

@@ -1,0 +1,331 @@
+//! `latentr3 baseline train|eval`: the traditional sequential recommenders of Table 1 (SASRec, GRU4Rec, Caser;
+//! `r3-baselines`) on the same splits and metrics as the LLM models.
+//!
+//! `train` rebuilds the users' train sequences, trains with Adam and early stopping on validation NDCG@10, and
+//! evaluates the best epoch on the test split. Its run folder (default `runs/baselines/<model>-<stem>`) holds
+//! - `config.json`: the resolved experiment (model hyper-parameters and training settings), data, stem, device;
+//! - `metrics.jsonl`: one line per epoch (loss, validation HR@10 / NDCG@10, seconds of training and validation);
+//! - `model/`: the best epoch's weights and settings, replaced atomically whenever validation improves (it is
+//!   also what `eval --assistant` reads for D3's guidance);
+//! - `test/predictions.json` and `test/metrics.json`: the official prediction records of the best model and their
+//!   HR@K / NDCG@K by title, by item id and per popularity bucket (printed as a table).
+//!
+//! `eval` ranks a split with the model of a run folder (`--out`, or `--checkpoint` for a model folder elsewhere)
+//! and writes `<split>/predictions.json` and `<split>/metrics.json` into the run folder.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use burn::module::Module;
+use r3_baselines::{BaselineExperiment, Evaluator, Event, FitInput, ModelKind, Sequences, fit, seed_device, store};
+use r3_data::{Dataset, Popularity, Split};
+use r3_metrics::{BootstrapConfig, Format, Report};
+use serde_json::json;
+
+use super::DatasetArgs;
+use super::metrics::TableArgs;
+use crate::device;
+
+/// The subcommands of `latentr3 baseline`.
+#[derive(Debug, clap::Subcommand)]
+pub enum BaselineCommand {
+    /// Train a baseline with early stopping on validation NDCG@10, then evaluate it on the test split.
+    Train(TrainArgs),
+    /// Evaluate a trained baseline on a split.
+    Eval(EvalArgs),
+}
+
+/// Arguments of `latentr3 baseline train`.
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// The model: sasrec, gru4rec or caser (default: the experiment file's).
+    #[arg(long)]
+    pub model: Option<ModelKind>,
+    /// An experiment file (experiments/baselines/*.toml); without it, the model's paper defaults.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
+    /// The run folder. Default: runs/baselines/<model>-<stem>.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Override the experiment's maximum number of epochs.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Override the experiment's seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[command(flatten)]
+    pub table: TableArgs,
+    /// The compute device: flex, wgpu[:N], vulkan[:N] or cuda[:N] (default: the first compiled in).
+    #[arg(long, alias = "backend")]
+    pub device: Option<device::DeviceSpec>,
+}
+
+/// Arguments of `latentr3 baseline eval`.
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    /// The model kind; checked against the model folder.
+    #[arg(long)]
+    pub model: ModelKind,
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
+    /// The run folder of `baseline train` (its `model/` is evaluated; results go here). Default:
+    /// runs/baselines/<model>-<stem>.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// A model folder to evaluate instead of the run folder's `model/`.
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// The split to evaluate.
+    #[arg(long, default_value = "test")]
+    pub split: Split,
+    #[command(flatten)]
+    pub table: TableArgs,
+    /// The compute device: flex, wgpu[:N], vulkan[:N] or cuda[:N] (default: the first compiled in).
+    #[arg(long, alias = "backend")]
+    pub device: Option<device::DeviceSpec>,
+}
+
+/// Runs `latentr3 baseline ...`.
+pub fn run(cmd: &BaselineCommand) -> anyhow::Result<()> {
+    match cmd {
+        BaselineCommand::Train(a) => run_train(a),
+        BaselineCommand::Eval(a) => run_eval(a),
+    }
+}
+
+fn default_out(model: ModelKind, stem: &str) -> PathBuf {
+    PathBuf::from("runs/baselines").join(format!("{model}-{stem}"))
+}
+
+fn write_json(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value)? + "\n";
+    r3_data::write_atomic(path, |w| w.write_all(text.as_bytes()))?;
+    Ok(())
+}
+
+/// Ranks `split` with `model`, writes `dir/predictions.json` and `dir/metrics.json`, returns the report.
+fn evaluate_split(
+    model: &r3_baselines::BaselineModel,
+    ds: &Dataset,
+    split: Split,
+    table: &TableArgs,
+    dir: &Path,
+    eval_batch: usize,
+) -> anyhow::Result<(Report, Popularity)> {
+    let rows: Vec<_> = ds.split(split).iter().collect();
+    let eval = Evaluator::new(&ds.catalogue, rows, table.k.clone(), eval_batch)?;
+    let t = Instant::now();
+    let records = eval.records(&eval.rank(model));
+    let secs = t.elapsed().as_secs_f64();
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let pred_path = dir.join("predictions.json");
+    r3_metrics::write_predictions(&pred_path, &records, Format::Json)?;
+    let (report, popularity) = table.report(
+        ds,
+        ds.split(split),
+        &pred_path.display().to_string(),
+        &records,
+        None,
+        BootstrapConfig { resamples: 0, seed: 0 },
+    )?;
+    write_json(
+        &dir.join("metrics.json"),
+        &json!({
+            "split": split,
+            "rows": records.len(),
+            "ranking_s": secs,
+            "popularity": { "coverage": table.coverage, "popular_items": popularity.n_popular() },
+            "report": report,
+        }),
+    )?;
+    Ok((report, popularity))
+}
+
+fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
+    let mut exp = match (&args.config, args.model) {
+        (Some(path), model) => {
+            let e = BaselineExperiment::read(path)?;
+            if let Some(m) = model
+                && m != e.model
+            {
+                bail!("--model {m} but {} trains `{}`: drop one of them", path.display(), e.model);
+            }
+            e
+        }
+        (None, Some(m)) => BaselineExperiment::defaults(m),
+        (None, None) => bail!("pass --model sasrec|gru4rec|caser or --config FILE"),
+    };
+    if let Some(e) = args.epochs {
+        exp.train.epochs = e;
+    }
+    if let Some(s) = args.seed {
+        exp.train.seed = s;
+    }
+    exp.stem = Some(args.dataset.stem.clone());
+    exp.validate()?;
+    super::popularity_config(args.table.coverage)?;
+    let data = args.dataset.dir()?;
+    let ds = args.dataset.load(&data)?;
+    let n = ds.catalogue.len();
+    let out = args.out.clone().unwrap_or_else(|| default_out(exp.model, &args.dataset.stem));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating the run folder {}", out.display()))?;
+    let dev = device::select(args.device)?;
+    write_json(
+        &out.join("config.json"),
+        &json!({
+            "experiment": exp,
+            "data": data.display().to_string(),
+            "stem": args.dataset.stem,
+            "n_items": n,
+            "device": format!("{dev:?}"),
+        }),
+    )?;
+    let seqs = Sequences::from_train(&ds.train, n);
+    let valid_rows: Vec<_> = if exp.train.valid_limit > 0 {
+        r3_train::seeded_subset(ds.valid.len(), exp.train.valid_limit, exp.train.seed)
+            .into_iter()
+            .map(|i| &ds.valid[i])
+            .collect()
+    } else {
+        ds.valid.iter().collect()
+    };
+    let valid =
+        Evaluator::new(&ds.catalogue, valid_rows, r3_metrics::Cutoffs::new(vec![5, 10])?, exp.train.eval_batch)?;
+    tracing::info!(
+        model = %exp.model,
+        users = seqs.seqs.len(),
+        targets = seqs.n_targets(),
+        items = n,
+        valid = valid.rows().len(),
+        run = %out.display(),
+        "training"
+    );
+
+    let ad = dev.clone().autodiff();
+    seed_device(&ad, exp.train.seed);
+    let model = exp.init(n, &ad);
+    let metrics_path = out.join("metrics.jsonl");
+    let mut metrics_file =
+        std::fs::File::create(&metrics_path).with_context(|| format!("creating {}", metrics_path.display()))?;
+    let bar = crate::progress::step_bar("{prefix:>9} [{bar:30}] {pos}/{len} steps {msg} eta {eta}", "epoch 1");
+    let model_dir = out.join("model");
+    let mut on_event = |e: Event<'_>| -> r3_baselines::Result<()> {
+        match e {
+            Event::EpochStart { epoch, steps } => {
+                bar.set_prefix(format!("epoch {epoch}"));
+                crate::progress::start_steps(&bar, 0, steps as u64);
+            }
+            Event::Step { loss, .. } => {
+                bar.inc(1);
+                bar.set_message(format!("loss {loss:.4}"));
+            }
+            Event::Epoch { report, model } => {
+                let line = serde_json::to_string(report)
+                    .map_err(|e| r3_baselines::Error::Json { path: metrics_path.clone(), source: e })?;
+                writeln!(metrics_file, "{line}")
+                    .and_then(|()| metrics_file.sync_data())
+                    .map_err(|e| r3_baselines::Error::io(&metrics_path, "append to", e))?;
+                // Through tracing, so that the epochs are logged when stderr is not a terminal (the bar is hidden).
+                bar.suspend(|| {
+                    tracing::info!(
+                        epoch = report.epoch,
+                        loss = format!("{:.4}", report.loss),
+                        valid_hr10 = format!("{:.4}", report.valid_hr10),
+                        valid_ndcg10 = format!("{:.4}", report.valid_ndcg10),
+                        train_s = format!("{:.1}", report.train_s),
+                        valid_s = format!("{:.1}", report.valid_s),
+                        best = report.best,
+                        "epoch"
+                    )
+                });
+                if report.best {
+                    let meta = store::ModelMeta {
+                        experiment: exp.clone(),
+                        n_items: n,
+                        stem: args.dataset.stem.clone(),
+                        epoch: report.epoch,
+                        valid_ndcg10: report.valid_ndcg10,
+                    };
+                    store::save(&model_dir, model, &meta)?;
+                }
+            }
+        }
+        Ok(())
+    };
+    let input = FitInput { seqs: &seqs, max_len: exp.max_len(), valid: &valid, settings: &exp.train };
+    let t = Instant::now();
+    let fitted = fit(input, model, &mut on_event)?;
+    bar.finish_and_clear();
+    let total_s = t.elapsed().as_secs_f64();
+    let epochs = fitted.history.len();
+    let train_s: f64 = fitted.history.iter().map(|r| r.train_s).sum();
+    println!(
+        "{} on {}: best epoch {} of {epochs} (valid NDCG@10 {:.4}); {:.1} s training per epoch, {:.0} s in all",
+        exp.model,
+        args.dataset.stem,
+        fitted.best_epoch,
+        fitted.best_ndcg10,
+        train_s / epochs as f64,
+        total_s
+    );
+    let (report, _) =
+        evaluate_split(&fitted.model, &ds, Split::Test, &args.table, &out.join("test"), exp.train.eval_batch)?;
+    write_json(
+        &out.join("summary.json"),
+        &json!({
+            "model": exp.model,
+            "stem": args.dataset.stem,
+            "best_epoch": fitted.best_epoch,
+            "epochs": epochs,
+            "valid_ndcg10": fitted.best_ndcg10,
+            "train_s_per_epoch": train_s / epochs as f64,
+            "total_s": total_s,
+            "test": report.by_title,
+        }),
+    )?;
+    print!("{}", report.to_table());
+    println!("run folder: {}", out.display());
+    Ok(())
+}
+
+fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
+    super::popularity_config(args.table.coverage)?;
+    let out = args.out.clone().unwrap_or_else(|| default_out(args.model, &args.dataset.stem));
+    let model_dir = args.checkpoint.clone().unwrap_or_else(|| out.join("model"));
+    if !store::is_model_dir(&model_dir) {
+        bail!(
+            "{}: not a baseline model folder (expected {} and {}): train one with `latentr3 baseline train`, or pass \
+             --checkpoint DIR",
+            model_dir.display(),
+            store::CONFIG_FILE,
+            store::WEIGHTS_FILE
+        );
+    }
+    let data = args.dataset.dir()?;
+    let ds = args.dataset.load(&data)?;
+    let dev = device::select(args.device)?;
+    let (model, meta) = store::load(&model_dir, &dev)?;
+    if meta.experiment.model != args.model {
+        bail!("--model {} but {} holds a {} model", args.model, model_dir.display(), meta.experiment.model);
+    }
+    if meta.n_items != ds.catalogue.len() {
+        bail!(
+            "{} scores {} items but the catalogue of `{}` has {}: evaluate on the dataset it was trained on ({})",
+            model_dir.display(),
+            meta.n_items,
+            args.dataset.stem,
+            ds.catalogue.len(),
+            meta.stem
+        );
+    }
+    let dir = out.join(args.split.dir_name());
+    let (report, _) =
+        evaluate_split(&model.valid(), &ds, args.split, &args.table, &dir, meta.experiment.train.eval_batch)?;
+    print!("{}", report.to_table());
+    println!("results: {}", dir.display());
+    Ok(())
+}

@@ -1,0 +1,401 @@
+//! From a manifest at one scale to concrete runs: each run's resolved configuration, its key (a hash of that
+//! configuration, of its upstream run's key and of the device), its folder `runs/reproduce/<kind>/<key>/` and the
+//! `latentr3` arguments that produce it.
+//!
+//! The resolved configuration of an SFT or GRPO run is its configuration file (with `{scale}` replaced) as a TOML
+//! tree, with the manifest's overrides, the scale's overrides and `data.stem` applied in that order, the way
+//! `latentr3 train --set` applies them; `[paper]` (documentation), `[run]` (the folder, set by the driver) and a
+//! GRPO run's `model.checkpoint` (replaced by the upstream run's key) are left out. Defaults of keys the file does
+//! not set are not part of the key: a change of a default in the code does not re-run anything.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::manifest::{Manifest, RunKind, RunSpec, Scale};
+
+/// Hex digits of a run key.
+pub const KEY_LEN: usize = 16;
+
+/// Where a manifest's runs go and what they run on.
+#[derive(Clone, Debug)]
+pub struct Setting {
+    /// The repository root (config paths are relative to it).
+    pub root: PathBuf,
+    /// The data folder (`--data`).
+    pub data_dir: PathBuf,
+    /// The scale.
+    pub scale: Scale,
+    /// The `--device` value (`flex`, `cuda`, `wgpu:1`, ...).
+    pub device: String,
+}
+
+/// One run, ready to execute.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlannedRun {
+    /// The run's id in the manifest.
+    pub id: String,
+    /// Its kind.
+    pub kind: RunKind,
+    /// The hash of `resolved`.
+    pub key: String,
+    /// The run folder.
+    pub dir: PathBuf,
+    /// What the key hashes: kind, configuration, upstream key, device.
+    pub resolved: Value,
+    /// `latentr3` arguments of a fresh start.
+    pub commands: Vec<Vec<String>>,
+    /// `latentr3` arguments that continue a killed run (sft, grpo: `--resume DIR`).
+    pub resume: Option<Vec<String>>,
+    /// The run's `requires`.
+    pub requires: Vec<String>,
+    /// Evaluated users (eval runs; 0 = all).
+    pub users: usize,
+}
+
+/// A JSON value written with sorted keys and no spaces: the canonical text the keys hash.
+pub fn canonical_json(v: &Value) -> String {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let inner: Vec<String> =
+                keys.iter().map(|k| format!("{}:{}", Value::String((*k).clone()), canonical_json(&map[*k]))).collect();
+            format!("{{{}}}", inner.join(","))
+        }
+        Value::Array(a) => format!("[{}]", a.iter().map(canonical_json).collect::<Vec<_>>().join(",")),
+        other => other.to_string(),
+    }
+}
+
+/// The first [`KEY_LEN`] hex digits of the SHA-256 of the canonical JSON of `resolved`.
+pub fn run_key(resolved: &Value) -> String {
+    let digest = Sha256::digest(canonical_json(resolved).as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    hex[..KEY_LEN].to_string()
+}
+
+/// Applies a `key.sub=value` override to a TOML tree as `latentr3 train --set` does: the value is a TOML literal
+/// (`3e-4`, `true`, `"x"`), else a plain string.
+pub fn apply_override(tree: &mut toml::Table, arg: &str) -> anyhow::Result<()> {
+    let (key, raw) = arg.split_once('=').with_context(|| format!("override `{arg}`: expected `section.key=value`"))?;
+    let parts: Vec<&str> = key.trim().split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        bail!("override `{arg}`: the key is empty or has an empty part");
+    }
+    let raw = raw.trim();
+    let value = match format!("v = {raw}").parse::<toml::Table>() {
+        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.into())),
+        Err(_) => toml::Value::String(raw.into()),
+    };
+    let (last, parents) = parts.split_last().context("empty key")?;
+    let mut table = tree;
+    for p in parents {
+        let entry = table.entry(p.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        table = match entry {
+            toml::Value::Table(t) => t,
+            _ => bail!("override `{arg}`: `{p}` is a value in the file, not a section"),
+        };
+    }
+    table.insert(last.to_string(), value);
+    Ok(())
+}
+
+/// A TOML string literal of `s` (for `--set key="value"`).
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.into()).to_string()
+}
+
+/// The dataset stem of `dataset` in `data_dir`: the stem itself when `info/<stem>.txt` exists, the one stem whose
+/// name starts with the prefix of `Prefix_*`; `None` when the data folder lacks it.
+pub fn resolve_dataset(data_dir: &Path, dataset: &str) -> anyhow::Result<Option<String>> {
+    let info = data_dir.join("info");
+    if let Some(prefix) = dataset.strip_suffix('*') {
+        let Ok(entries) = std::fs::read_dir(&info) else { return Ok(None) };
+        let mut stems: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".txt")).map(str::to_string))
+            .filter(|s| s.starts_with(prefix))
+            .collect();
+        stems.sort();
+        return match stems.len() {
+            0 => Ok(None),
+            1 => Ok(stems.pop()),
+            _ => bail!("`{dataset}` matches several datasets in {}: {stems:?}; name the stem", info.display()),
+        };
+    }
+    Ok(info.join(format!("{dataset}.txt")).is_file().then(|| dataset.to_string()))
+}
+
+/// The resolved configuration of an SFT or GRPO run (see the module docs).
+pub fn resolve_config(
+    root: &Path,
+    run: &RunSpec,
+    scale: Scale,
+    stem: &str,
+) -> anyhow::Result<(PathBuf, Vec<String>, Value)> {
+    let rel = run.config.as_deref().context("sft and grpo runs have a `config`")?.replace("{scale}", scale.name());
+    let path = root.join(&rel);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("run `{}`: reading its configuration {} (scale {scale})", run.id, path.display()))?;
+    let mut tree: toml::Table = text.parse().with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let mut overrides: Vec<String> = run.set.iter().chain(&run.at(scale).set).cloned().collect();
+    overrides.push(format!("data.stem={}", toml_string(stem)));
+    for o in &overrides {
+        apply_override(&mut tree, o).with_context(|| format!("run `{}`", run.id))?;
+    }
+    tree.remove("paper");
+    tree.remove("run");
+    if let Some(toml::Value::Table(m)) = tree.get_mut("model")
+        && run.kind() == RunKind::Grpo
+    {
+        m.remove("checkpoint");
+    }
+    Ok((path, overrides, serde_json::to_value(&tree)?))
+}
+
+/// The runs of `manifest` at `setting`'s scale, in order; `stem` is the resolved dataset.
+pub fn plan(manifest: &Manifest, setting: &Setting, stem: &str) -> anyhow::Result<Vec<PlannedRun>> {
+    let scale = setting.scale;
+    let mut out: Vec<PlannedRun> = Vec::new();
+    for run in &manifest.runs {
+        let kind = run.kind();
+        let upstream = run.from.as_ref().and_then(|f| out.iter().find(|p| &p.id == f)).cloned();
+        let at = run.at(scale);
+        let store = setting.root.join("runs").join("reproduce").join(kind.name());
+        let device = setting.device.clone();
+        let (resolved, commands, resume, users) = match kind {
+            RunKind::Sft | RunKind::Grpo => {
+                let (path, overrides, config) = resolve_config(&setting.root, run, scale, stem)?;
+                let up = upstream.as_ref().map(|u| u.key.clone());
+                let resolved = json!({ "kind": kind.name(), "config": config, "from": up, "device": device });
+                let key = run_key(&resolved);
+                let dir = store.join(&key);
+                let mut args: Vec<String> =
+                    vec!["train".into(), kind.name().into(), "--config".into(), path.display().to_string()];
+                let mut sets = overrides;
+                if let Some(u) = &upstream {
+                    sets.push(format!("model.checkpoint={}", toml_string(&u.dir.join("model").display().to_string())));
+                }
+                sets.push(format!("run.output_dir={}", toml_string(&dir.display().to_string())));
+                sets.push("run.timestamped=false".into());
+                for s in sets {
+                    args.extend(["--set".into(), s]);
+                }
+                args.extend(["--device".into(), device.clone()]);
+                let resume = vec![
+                    "train".into(),
+                    kind.name().into(),
+                    "--resume".into(),
+                    dir.display().to_string(),
+                    "--device".into(),
+                    device.clone(),
+                ];
+                (resolved, vec![args], Some(resume), 0)
+            }
+            RunKind::Eval => {
+                let users = at.users.unwrap_or(scale.default_users());
+                let batch = at.batch.unwrap_or(scale.default_batch());
+                let model = at.model.clone().or_else(|| run.model.clone());
+                let extra: Vec<String> = run.args.iter().chain(&at.args).cloned().collect();
+                let resolved = json!({
+                    "kind": "eval",
+                    "from": upstream.as_ref().map(|u| u.key.clone()),
+                    "model": model,
+                    "stem": stem,
+                    "split": "test",
+                    "users": users,
+                    "seed": 0,
+                    "decoding": run.decoding.name(),
+                    "batch": batch,
+                    "args": extra,
+                    "device": device,
+                });
+                let dir = store.join(run_key(&resolved));
+                let mut args: Vec<String> = vec!["eval".into()];
+                match (&upstream, &model) {
+                    (Some(u), _) => args.extend(["--checkpoint".into(), u.dir.join("model").display().to_string()]),
+                    (None, Some(m)) => args.extend(["--model".into(), m.clone()]),
+                    (None, None) => bail!("run `{}`: an eval needs `from` or `model`", run.id),
+                }
+                args.extend(["--data".into(), setting.data_dir.display().to_string()]);
+                args.extend(["--stem".into(), stem.into(), "--split".into(), "test".into()]);
+                if users > 0 {
+                    args.extend(["--limit".into(), users.to_string()]);
+                }
+                args.extend(["--seed".into(), "0".into(), "--decoding".into(), run.decoding.name().into()]);
+                args.extend(["--batch".into(), batch.to_string(), "--out".into(), dir.display().to_string()]);
+                args.extend(["--device".into(), device.clone()]);
+                args.extend(extra);
+                (resolved, vec![args], None, users)
+            }
+            RunKind::Baseline => {
+                let model = at.model.clone().or_else(|| run.model.clone());
+                let extra: Vec<String> = run.args.iter().chain(&at.args).cloned().collect();
+                let config = match &run.config {
+                    Some(c) => {
+                        let rel = c.replace("{scale}", scale.name());
+                        let path = setting.root.join(&rel);
+                        let text = std::fs::read_to_string(&path).with_context(|| {
+                            format!("run `{}`: reading its experiment file {}", run.id, path.display())
+                        })?;
+                        let mut tree: toml::Table =
+                            text.parse().with_context(|| format!("{} is not valid TOML", path.display()))?;
+                        tree.remove("paper");
+                        Some((path, serde_json::to_value(&tree)?))
+                    }
+                    None => None,
+                };
+                let resolved = json!({
+                    "kind": "baseline",
+                    "model": model,
+                    "config": config.as_ref().map(|c| c.1.clone()),
+                    "stem": stem,
+                    "args": extra,
+                    "device": device,
+                });
+                let dir = store.join(run_key(&resolved));
+                let mut a: Vec<String> = vec!["baseline".into(), "train".into()];
+                if let Some((path, _)) = &config {
+                    a.extend(["--config".into(), path.display().to_string()]);
+                }
+                if let Some(m) = &model {
+                    a.extend(["--model".into(), m.clone()]);
+                }
+                a.extend(["--data".into(), setting.data_dir.display().to_string(), "--stem".into(), stem.into()]);
+                a.extend(["--out".into(), dir.display().to_string(), "--device".into(), device.clone()]);
+                a.extend(extra);
+                (resolved, vec![a], None, 0)
+            }
+        };
+        let key = run_key(&resolved);
+        out.push(PlannedRun {
+            id: run.id.clone(),
+            kind,
+            dir: store.join(&key),
+            key,
+            resolved,
+            commands,
+            resume,
+            requires: run.requires.clone(),
+            users,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{Experiment, discover};
+
+    fn setting(scale: Scale, device: &str) -> Setting {
+        let root = crate::project_root();
+        Setting { data_dir: root.join("data"), root, scale, device: device.into() }
+    }
+
+    fn experiment(name: &str) -> Experiment {
+        discover(&crate::project_root()).unwrap().into_iter().find(|e| e.name == name).unwrap()
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_level() {
+        let a = json!({"b": 1, "a": {"y": [1, {"d": 2, "c": 3}], "x": "s"}});
+        let b = json!({"a": {"x": "s", "y": [1, {"c": 3, "d": 2}]}, "b": 1});
+        assert_eq!(canonical_json(&a), r#"{"a":{"x":"s","y":[1,{"c":3,"d":2}]},"b":1}"#);
+        assert_eq!(run_key(&a), run_key(&b));
+        assert_eq!(run_key(&a).len(), KEY_LEN);
+        assert_ne!(run_key(&a), run_key(&json!({"b": 2, "a": {"x": "s", "y": [1, {"c": 3, "d": 2}]}})));
+    }
+
+    #[test]
+    fn overrides_follow_the_cli() {
+        let mut t: toml::Table = "[train]\nlr = 3e-4\n".parse().unwrap();
+        apply_override(&mut t, "train.lr=1e-4").unwrap();
+        apply_override(&mut t, "data.template=corrected").unwrap();
+        apply_override(&mut t, "data.stem=\"A B\"").unwrap();
+        apply_override(&mut t, "latent.ratt = false").unwrap();
+        assert_eq!(t["train"]["lr"].as_float(), Some(1e-4));
+        assert_eq!(t["data"]["template"].as_str(), Some("corrected"));
+        assert_eq!(t["data"]["stem"].as_str(), Some("A B"));
+        assert_eq!(t["latent"]["ratt"].as_bool(), Some(false));
+        assert!(apply_override(&mut t, "train.lr").is_err());
+        assert!(apply_override(&mut t, "train.lr.x=1").is_err());
+    }
+
+    #[test]
+    fn run_keys_follow_the_resolved_configuration() {
+        let s = setting(Scale::Smoke, "flex");
+        let stem = "CDs_and_Vinyl_5_2015-10-2018-11";
+        let bigrec = plan(&experiment("table1/cds-bigrec").manifest, &s, stem).unwrap();
+        let d3 = plan(&experiment("table1/cds-d3").manifest, &s, stem).unwrap();
+        let latent = plan(&experiment("table1/cds-bigrec-latentr3").manifest, &s, stem).unwrap();
+        // BIGRec and D3 share the SFT run; their evaluations differ by the decoding.
+        assert_eq!(bigrec[0].key, d3[0].key);
+        assert_eq!(bigrec[0].dir, d3[0].dir);
+        assert_ne!(bigrec[1].key, d3[1].key);
+        assert_ne!(bigrec[0].key, latent[0].key);
+        // Planning twice gives the same keys; another scale, device or dataset gives others.
+        assert_eq!(plan(&experiment("table1/cds-bigrec").manifest, &s, stem).unwrap(), bigrec);
+        let cpu = plan(&experiment("table1/cds-bigrec").manifest, &setting(Scale::Cpu, "flex"), stem).unwrap();
+        assert_ne!(cpu[0].key, bigrec[0].key);
+        let cuda = plan(&experiment("table1/cds-bigrec").manifest, &setting(Scale::Smoke, "cuda"), stem).unwrap();
+        assert_ne!(cuda[0].key, bigrec[0].key);
+        let ind =
+            plan(&experiment("table1/industrial-bigrec").manifest, &s, "Industrial_and_Scientific_5_1996-10-2018-11")
+                .unwrap();
+        assert_ne!(ind[0].key, bigrec[0].key);
+        // The GRPO key depends on its SFT run; the evaluation's on its GRPO run.
+        assert_eq!(latent[1].resolved["from"], json!(latent[0].key));
+        assert_eq!(latent[2].resolved["from"], json!(latent[1].key));
+        // An ablation override changes the key of the run it touches only.
+        let wo_adv = plan(&experiment("ablation/cds-wo-batch-adv").manifest, &s, stem).unwrap();
+        assert_eq!(wo_adv[0].key, latent[0].key);
+        assert_ne!(wo_adv[1].key, latent[1].key);
+        assert_eq!(wo_adv[1].resolved["config"]["grpo"]["advantage"], json!("group"));
+    }
+
+    #[test]
+    fn commands_carry_the_run_folder_the_stem_and_the_device() {
+        let s = setting(Scale::Smoke, "cuda:1");
+        let stem = "CDs_and_Vinyl_5_2015-10-2018-11";
+        let runs = plan(&experiment("table1/cds-bigrec-latentr3").manifest, &s, stem).unwrap();
+        let sft = runs[0].commands[0].join(" ");
+        assert!(sft.starts_with("train sft --config "), "{sft}");
+        assert!(sft.contains("cds-latentr3-smoke.toml"), "{sft}");
+        assert!(sft.contains(&format!("--set run.output_dir=\"{}\"", runs[0].dir.display())), "{sft}");
+        assert!(sft.contains("--set run.timestamped=false") && sft.ends_with("--device cuda:1"), "{sft}");
+        let grpo = runs[1].commands[0].join(" ");
+        assert!(
+            grpo.contains(&format!("--set model.checkpoint=\"{}\"", runs[0].dir.join("model").display())),
+            "{grpo}"
+        );
+        assert_eq!(runs[1].resume.as_ref().unwrap()[2], "--resume");
+        let eval = runs[2].commands[0].join(" ");
+        assert!(eval.contains(&format!("--checkpoint {}", runs[1].dir.join("model").display())), "{eval}");
+        assert!(eval.contains("--limit 16 --seed 0 --decoding bigrec --batch 8"), "{eval}");
+        assert!(runs[2].dir.starts_with(s.root.join("runs/reproduce/eval")));
+        // The paper scale evaluates every user: no --limit.
+        let paper = plan(&experiment("table1/cds-base").manifest, &setting(Scale::Paper, "cuda"), stem).unwrap();
+        let eval = paper[0].commands[0].join(" ");
+        assert!(!eval.contains("--limit") && eval.contains("--model qwen2.5-coder-1.5b"), "{eval}");
+    }
+
+    #[test]
+    fn datasets_resolve_by_stem_or_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("info")).unwrap();
+        for f in ["CDs_and_Vinyl_5_2015-10-2018-11.txt", "Toys_and_Games_5_2016-10-2018-11.txt"] {
+            std::fs::write(dir.path().join("info").join(f), "x\t0\n").unwrap();
+        }
+        let r = |d: &str| resolve_dataset(dir.path(), d).unwrap();
+        assert_eq!(r("CDs_and_Vinyl_5_2015-10-2018-11").as_deref(), Some("CDs_and_Vinyl_5_2015-10-2018-11"));
+        assert_eq!(r("Toys_and_Games_5_*").as_deref(), Some("Toys_and_Games_5_2016-10-2018-11"));
+        assert_eq!(r("Video_Games_5_*"), None);
+        assert_eq!(r("Nope"), None);
+        std::fs::write(dir.path().join("info").join("Toys_and_Games_5_1996-10-2018-11.txt"), "").unwrap();
+        assert!(resolve_dataset(dir.path(), "Toys_and_Games_5_*").is_err());
+    }
+}
