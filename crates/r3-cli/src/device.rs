@@ -81,12 +81,13 @@ impl std::fmt::Display for DeviceSpec {
 /// Builds the device of `spec`, or burn's default device (first compiled backend, GPUs first; `BURN_DEVICE`
 /// overrides) when none is named.
 pub fn select(spec: Option<DeviceSpec>) -> anyhow::Result<Device> {
-    let Some(DeviceSpec { backend: name, index }) = spec else {
+    let Some(spec) = spec else {
         if compiled().is_empty() {
             bail!("this binary was built without a backend: rebuild with `--features flex` (or wgpu, vulkan, cuda)");
         }
         return Ok(Device::default());
     };
+    let name = spec.backend;
     if !compiled().contains(&name) {
         bail!(
             "backend `{name:?}` is not compiled into this binary (compiled: {:?}): rebuild with `--features {}`",
@@ -94,24 +95,25 @@ pub fn select(spec: Option<DeviceSpec>) -> anyhow::Result<Device> {
             format!("{name:?}").to_lowercase()
         );
     }
-    #[cfg(any(feature = "wgpu", feature = "vulkan"))]
-    let kind = match index {
-        Some(i) => burn::tensor::DeviceKind::DiscreteGpu(i),
-        None => burn::tensor::DeviceKind::DefaultDevice,
-    };
-    let _ = index;
     Ok(match name {
         #[cfg(feature = "flex")]
         BackendName::Flex => Device::flex(),
         #[cfg(feature = "wgpu")]
-        BackendName::Wgpu => Device::wgpu(kind),
+        BackendName::Wgpu => Device::wgpu(wgpu_kind(spec.index)),
         #[cfg(feature = "vulkan")]
-        BackendName::Vulkan => Device::vulkan(kind),
+        BackendName::Vulkan => Device::vulkan(wgpu_kind(spec.index)),
         #[cfg(feature = "cuda")]
-        BackendName::Cuda => Device::cuda(index.unwrap_or(0)),
+        BackendName::Cuda => Device::cuda(spec.index.unwrap_or(0)),
         #[allow(unreachable_patterns)]
         other => bail!("backend `{other:?}` is not compiled into this binary"),
     })
+}
+
+/// The WGPU adapter of a card index (our `vulkan` feature includes `wgpu`): the N-th discrete GPU, or WGPU's
+/// default choice when no index is given.
+#[cfg(feature = "wgpu")]
+fn wgpu_kind(index: Option<usize>) -> burn::tensor::DeviceKind {
+    index.map_or(burn::tensor::DeviceKind::DefaultDevice, burn::tensor::DeviceKind::DiscreteGpu)
 }
 
 /// Multiplies two small matrices on `device` and compares with the product computed on the host, so that a
