@@ -20,25 +20,13 @@ const SMOKE_EXPERIMENT: &[&str] = &["table1/cds-bigrec-latentr3"];
 pub const GPU_PATH_GOLDEN_TESTS: &[&str] =
     &["smollm2_135m_matches_transformers", "two_pass_model_matches_pytorch", "smollm2_beam_search_matches_hf"];
 
-/// The cargo arguments of the GPU-path build: the crates of the golden tests (and the CLI, whose feature
-/// enables the backend for all of them) with burn's `wgpu` feature (WGSL shaders, translated by wgpu for the
-/// adapter). NOTE: not the `vulkan` feature (cubecl's own SPIR-V): Mesa's lavapipe (22.3 and 25.0 tried) crashes
-/// in `vkCreateComputePipelines` on one of its fused kernels; the `vulkan` build is checked on real GPUs instead
+/// The cargo arguments of the GPU-path build: the three crates of the golden tests with burn's `wgpu` feature
+/// (WGSL shaders, translated by wgpu for the adapter); only their integration test binaries are built.
+/// NOTE: not the `vulkan` feature (cubecl's own SPIR-V): Mesa's lavapipe (22.3 and 25.0 tried) crashes in
+/// `vkCreateComputePipelines` on one of its fused kernels; the `vulkan` build is checked on real GPUs instead
 /// (docs/performance.md).
-pub const GPU_PATH_BUILD: &[&str] = &[
-    "-p",
-    "r3-backbone",
-    "-p",
-    "r3-latent",
-    "-p",
-    "r3-decode",
-    "-p",
-    "r3-grpo",
-    "-p",
-    "r3-cli",
-    "--features",
-    "r3-cli/wgpu",
-];
+pub const GPU_PATH_BUILD: &[&str] =
+    &["-p", "r3-backbone", "-p", "r3-latent", "-p", "r3-decode", "--features", "burn/wgpu"];
 
 fn cargo(args: &[&str]) -> anyhow::Result<()> {
     cargo_env(args, &[])
@@ -60,10 +48,27 @@ fn cargo_env(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints the free space of the disk that holds `target/`, so a CI log shows how close a run came to filling it.
+fn disk_report(stage: &str) {
+    let root = project_root();
+    let out = Command::new("df").args(["-k", "--output=avail,size"]).arg(&root).output();
+    let line = out.ok().and_then(|o| String::from_utf8(o.stdout).ok()).and_then(|s| {
+        let mut it = s.lines().nth(1)?.split_whitespace().map(|v| v.parse::<f64>().ok());
+        Some((it.next()??, it.next()??))
+    });
+    match line {
+        Some((avail, size)) => {
+            eprintln!("ci: disk {stage}: {:.1} GiB free of {:.1} GiB", avail / 1048576.0, size / 1048576.0)
+        }
+        None => eprintln!("ci: disk {stage}: `df` gave no reading"),
+    }
+}
+
 /// Runs the CI checks.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let skip_fmt = args.iter().any(|a| a == "--no-fmt");
     let skip_gpu_path = args.iter().any(|a| a == "--no-gpu-path");
+    disk_report("at the start");
     if !skip_fmt {
         cargo(&["fmt", "--all", "--check"])?;
     }
@@ -78,6 +83,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let started = Instant::now();
     cargo(&["test", "--workspace", "--locked"])?;
     eprintln!("ci: the flex test suite took {:.0} s", started.elapsed().as_secs_f64());
+    disk_report("after the flex tests");
     // One LatentR³ experiment end to end at the smoke scale (SFT, LR-GRPO, evaluation, result file), with the
     // dev-profile binary the tests already built.
     let started = Instant::now();
@@ -99,6 +105,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     // `wgpu` lets wgpu pick the API (Vulkan on Linux) and the shader compiler; lavapipe is the only adapter.
     cargo_env(&test, &[("BURN_DEVICE", "wgpu")])?;
     eprintln!("ci: the wgpu part (build and golden tests on lavapipe) took {:.0} s", started.elapsed().as_secs_f64());
+    disk_report("at the end");
     Ok(())
 }
 
