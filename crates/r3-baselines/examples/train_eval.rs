@@ -20,6 +20,9 @@ fn main() -> anyhow::Result<()> {
         anyhow::bail!("usage: train_eval MODEL STEM OUT_DIR");
     };
     let kind: ModelKind = model.parse().map_err(anyhow::Error::msg)?;
+    if kind == ModelKind::Alpharec {
+        anyhow::bail!("AlphaRec needs its title representations from a backbone: use `latentr3 baseline train`");
+    }
     let exp_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/baselines");
     let short = if stem.starts_with("CDs") { "cds" } else { "industrial" };
     let mut exp = BaselineExperiment::read(&exp_path.join(format!("{short}-{kind}.toml")))?;
@@ -47,6 +50,7 @@ fn main() -> anyhow::Result<()> {
                     stem: stem.clone(),
                     epoch: report.epoch,
                     valid_ndcg10: report.valid_ndcg10,
+                    alpharec: None,
                 };
                 store::save(&out.join("model"), model, &meta)?;
             }

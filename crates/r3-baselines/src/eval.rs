@@ -70,15 +70,8 @@ impl<'a> Evaluator<'a> {
     /// The model's scores of every item after each row's history, `N` values per row (a model on a plain,
     /// non-autodiff device; call `Module::valid` first).
     pub fn scores(&self, model: &BaselineModel) -> Vec<Vec<f32>> {
-        let mut out = Vec::with_capacity(self.rows.len());
-        for chunk in self.rows.chunks(self.batch) {
-            let histories: Vec<&[ItemId]> = chunk.iter().map(|r| r.history_item_ids.as_slice()).collect();
-            let s = model.scores(&histories); // [B, N]
-            let [_, n] = s.dims();
-            let v: Vec<f32> = s.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 scores");
-            out.extend(v.chunks(n).map(<[f32]>::to_vec));
-        }
-        out
+        let histories: Vec<&[ItemId]> = self.rows.iter().map(|r| r.history_item_ids.as_slice()).collect();
+        model.score_rows(&histories, self.batch)
     }
 
     /// The top [`Evaluator::depth`] distinct titles of each row, best first.

@@ -3,7 +3,8 @@
 //!
 //! - [`Sequences`] rebuilds every user's train sequence from the train split (item ids = catalogue ids of
 //!   `info/{stem}.txt`).
-//! - [`SasRec`], [`Gru4Rec`] and [`Caser`] (each `XConfig` → `init` → module), behind [`BaselineModel`]; an
+//! - [`SasRec`], [`Gru4Rec`], [`Caser`] and [`AlphaRec`] (each `XConfig` → `init` → module; AlphaRec from the
+//!   items' language representations and the train graph), behind [`BaselineModel`]; an
 //!   experiment file ([`BaselineExperiment`], `experiments/baselines/*.toml`) holds their paper defaults.
 //! - [`fit`] trains with Adam on seeded mini-batches, validates NDCG@10 after every epoch and restores the best
 //!   epoch (early stopping).
@@ -23,6 +24,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod alpharec;
 mod assistant;
 pub mod caser;
 pub mod data;
@@ -34,6 +36,7 @@ pub mod sasrec;
 pub mod store;
 mod train;
 
+pub use alpharec::{AlphaRec, AlphaRecConfig};
 pub use assistant::{Assistant, AssistantWeights};
 pub use caser::{Caser, CaserConfig};
 pub use data::Sequences;
@@ -41,7 +44,8 @@ pub use error::{Error, Result};
 pub use eval::{Evaluator, Ranked, top_titles};
 pub use gru4rec::{Gru4Rec, Gru4RecConfig};
 pub use model::{
-    BaselineExperiment, BaselineModel, CaserSettings, Gru4RecSettings, ModelKind, PaperRef, SasRecSettings,
+    AlphaRecSettings, BaselineExperiment, BaselineModel, CaserSettings, Gru4RecSettings, ModelKind, PaperRef,
+    SasRecSettings, alpharec_train_settings,
 };
 pub use sasrec::{SasRec, SasRecConfig};
 pub use train::{EpochReport, Event, FitInput, FitOutput, TrainSettings, fit, seed_device};

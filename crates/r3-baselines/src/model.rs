@@ -8,9 +8,10 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
-use r3_data::ItemId;
+use r3_data::{ItemId, SplitMix64};
 use serde::{Deserialize, Serialize};
 
+use crate::alpharec::{AlphaRec, AlphaRecConfig, Graph, Prepared};
 use crate::caser::{Caser, CaserConfig};
 use crate::data::Sequences;
 use crate::error::{Error, Result};
@@ -28,18 +29,25 @@ pub enum ModelKind {
     Gru4rec,
     /// [`Caser`].
     Caser,
+    /// [`AlphaRec`].
+    Alpharec,
 }
 
 impl ModelKind {
     /// All kinds.
-    pub const ALL: [ModelKind; 3] = [ModelKind::Sasrec, ModelKind::Gru4rec, ModelKind::Caser];
+    pub const ALL: [ModelKind; 4] = [ModelKind::Sasrec, ModelKind::Gru4rec, ModelKind::Caser, ModelKind::Alpharec];
 
-    /// The lower-case name (`sasrec`, `gru4rec`, `caser`).
+    /// The sequential models over item ids (initialised from the catalogue size alone by
+    /// [`BaselineExperiment::init`]).
+    pub const SEQUENTIAL: [ModelKind; 3] = [ModelKind::Sasrec, ModelKind::Gru4rec, ModelKind::Caser];
+
+    /// The lower-case name (`sasrec`, `gru4rec`, `caser`, `alpharec`).
     pub fn name(self) -> &'static str {
         match self {
             ModelKind::Sasrec => "sasrec",
             ModelKind::Gru4rec => "gru4rec",
             ModelKind::Caser => "caser",
+            ModelKind::Alpharec => "alpharec",
         }
     }
 }
@@ -56,7 +64,7 @@ impl std::str::FromStr for ModelKind {
         ModelKind::ALL
             .into_iter()
             .find(|k| k.name() == s)
-            .ok_or_else(|| format!("unknown baseline `{s}`: use sasrec, gru4rec or caser"))
+            .ok_or_else(|| format!("unknown baseline `{s}`: use sasrec, gru4rec, caser or alpharec"))
     }
 }
 
@@ -139,6 +147,72 @@ impl Default for CaserSettings {
     }
 }
 
+/// AlphaRec's hyper-parameters in an experiment file (see [`AlphaRecConfig`] for the sources of the defaults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlphaRecSettings {
+    /// (int) Size of the behaviour space. Official `--hidden_size` 64.
+    pub hidden: usize,
+    /// (int) Width of the MLP's hidden layer; 0 = the official rule (4,718,592 / d_lm first-layer weights:
+    /// 8192 for SmolLM2-135M).
+    pub mlp_hidden: usize,
+    /// (int) LightGCN layers. Official README 2.
+    pub n_layers: usize,
+    /// (float) InfoNCE temperature. Official README 0.15.
+    pub tau: f64,
+    /// (int) Sampled negatives per positive. Official README 256.
+    pub n_negatives: usize,
+    /// (bool) Rank a row's history items last, as the official evaluator masks a user's train items. true.
+    pub mask_history: bool,
+    /// (str) The backbone whose title representations are the item language representations (a model id, a
+    /// `.gguf` file or a Hugging Face folder; `latentr3 baseline train --backbone` overrides it).
+    pub backbone: String,
+    /// (int) Titles encoded at once by the backbone.
+    pub embed_batch: usize,
+}
+
+impl Default for AlphaRecSettings {
+    fn default() -> Self {
+        let c = AlphaRecConfig::new(1, 1);
+        AlphaRecSettings {
+            hidden: c.hidden,
+            mlp_hidden: c.mlp_hidden,
+            n_layers: c.n_layers,
+            tau: c.tau,
+            n_negatives: c.n_negatives,
+            mask_history: c.mask_history,
+            backbone: "smollm2-135m".into(),
+            embed_batch: 32,
+        }
+    }
+}
+
+impl AlphaRecSettings {
+    /// The burn config for a catalogue of `n_items` items with language representations of width `d_lm`.
+    pub fn config(&self, n_items: usize, d_lm: usize) -> AlphaRecConfig {
+        AlphaRecConfig::new(n_items, d_lm)
+            .with_hidden(self.hidden)
+            .with_mlp_hidden(self.mlp_hidden)
+            .with_n_layers(self.n_layers)
+            .with_tau(self.tau)
+            .with_n_negatives(self.n_negatives)
+            .with_mask_history(self.mask_history)
+    }
+}
+
+/// The training settings of AlphaRec's official code: `--batch_size` 4096, `--lr` 5e-4, `--weight_decay` 1e-6
+/// (`parse.py` defaults), `--patience` 20 and at most `--max_epoch` 500 epochs (README command).
+pub fn alpharec_train_settings() -> TrainSettings {
+    TrainSettings {
+        epochs: 500,
+        batch_size: 4096,
+        lr: 5e-4,
+        weight_decay: 1e-6,
+        patience: 20,
+        ..TrainSettings::default()
+    }
+}
+
 /// Where an experiment's number appears in the paper (documentation only).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -159,7 +233,7 @@ pub struct PaperRef {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BaselineExperiment {
-    /// (str) `sasrec`, `gru4rec` or `caser`.
+    /// (str) `sasrec`, `gru4rec`, `caser` or `alpharec`.
     pub model: ModelKind,
     /// (str) The dataset stem; the command line's `--stem` overrides it.
     #[serde(default)]
@@ -176,7 +250,10 @@ pub struct BaselineExperiment {
     /// Caser's hyper-parameters.
     #[serde(default)]
     pub caser: CaserSettings,
-    /// The training loop.
+    /// AlphaRec's hyper-parameters.
+    #[serde(default)]
+    pub alpharec: AlphaRecSettings,
+    /// The training loop (for AlphaRec, keys left out take [`alpharec_train_settings`]).
     #[serde(default)]
     pub train: TrainSettings,
 }
@@ -191,7 +268,11 @@ impl BaselineExperiment {
             sasrec: SasRecSettings::default(),
             gru4rec: Gru4RecSettings::default(),
             caser: CaserSettings::default(),
-            train: TrainSettings::default(),
+            alpharec: AlphaRecSettings::default(),
+            train: match model {
+                ModelKind::Alpharec => alpharec_train_settings(),
+                _ => TrainSettings::default(),
+            },
         }
     }
 
@@ -201,8 +282,17 @@ impl BaselineExperiment {
     /// [`Error::Io`] or [`Error::Experiment`] with the parser's line and column (unknown keys included).
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "read", e))?;
-        let exp: BaselineExperiment = toml::from_str(&text)
-            .map_err(|e| Error::Experiment { path: path.to_path_buf(), message: e.to_string() })?;
+        let experiment = |message: String| Error::Experiment { path: path.to_path_buf(), message };
+        let mut exp: BaselineExperiment = toml::from_str(&text).map_err(|e| experiment(e.to_string()))?;
+        if exp.model == ModelKind::Alpharec {
+            // The [train] keys of the file over AlphaRec's own training defaults.
+            let table: toml::Table = toml::from_str(&text).map_err(|e| experiment(e.to_string()))?;
+            let mut train = toml::Table::try_from(alpharec_train_settings()).map_err(|e| experiment(e.to_string()))?;
+            if let Some(toml::Value::Table(t)) = table.get("train") {
+                train.extend(t.clone());
+            }
+            exp.train = toml::Value::Table(train).try_into().map_err(|e: toml::de::Error| experiment(e.to_string()))?;
+        }
         exp.validate()?;
         Ok(exp)
     }
@@ -249,6 +339,18 @@ impl BaselineExperiment {
                     return bad("caser.dropout", s.dropout.to_string(), "dropout lies in [0, 1)");
                 }
             }
+            ModelKind::Alpharec => {
+                let s = &self.alpharec;
+                if s.hidden == 0 || s.embed_batch == 0 {
+                    return bad("alpharec.hidden", s.hidden.to_string(), "hidden and embed_batch must be ≥ 1");
+                }
+                if !(s.tau > 0.0 && s.tau.is_finite()) {
+                    return bad("alpharec.tau", s.tau.to_string(), "use a positive temperature (official 0.15)");
+                }
+                if s.backbone.is_empty() {
+                    return bad("alpharec.backbone", "\"\"".into(), "name a model id, a .gguf file or a folder");
+                }
+            }
         }
         self.train.validate()
     }
@@ -259,13 +361,22 @@ impl BaselineExperiment {
             ModelKind::Sasrec => self.sasrec.max_len,
             ModelKind::Gru4rec => self.gru4rec.max_len,
             ModelKind::Caser => self.caser.window,
+            // AlphaRec reads the whole history (its examples are user–item pairs of the train graph).
+            ModelKind::Alpharec => 0,
         }
     }
 
     /// A freshly initialised model for a catalogue of `n_items` items on `device` (seed the device first for
     /// reproducible weights).
+    ///
+    /// # Panics
+    /// For AlphaRec, which needs its language representations and train graph: use
+    /// [`BaselineExperiment::init_alpharec`].
     pub fn init(&self, n_items: usize, device: &Device) -> BaselineModel {
         match self.model {
+            ModelKind::Alpharec => {
+                panic!("AlphaRec needs language representations: use BaselineExperiment::init_alpharec")
+            }
             ModelKind::Sasrec => {
                 let s = &self.sasrec;
                 BaselineModel::SasRec(
@@ -305,6 +416,21 @@ impl BaselineExperiment {
             }
         }
     }
+
+    /// A freshly initialised AlphaRec from the item language representations `language` (`n_items · d_lm`
+    /// values, row `i` = item `i`) and the train graph of `seqs`.
+    ///
+    /// # Errors
+    /// [`Error::Data`] when `language` does not hold `n_items · d_lm` values or the graph has no user.
+    pub fn init_alpharec(
+        &self,
+        language: &[f32],
+        d_lm: usize,
+        seqs: &Sequences,
+        device: &Device,
+    ) -> Result<BaselineModel> {
+        Ok(BaselineModel::AlphaRec(self.alpharec.config(seqs.n_items, d_lm).init(language, seqs, device)?))
+    }
 }
 
 /// A baseline model of any kind.
@@ -317,6 +443,8 @@ pub enum BaselineModel {
     Gru4Rec(Gru4Rec),
     /// Caser.
     Caser(Caser),
+    /// AlphaRec.
+    AlphaRec(AlphaRec),
 }
 
 impl BaselineModel {
@@ -326,6 +454,7 @@ impl BaselineModel {
             BaselineModel::SasRec(_) => ModelKind::Sasrec,
             BaselineModel::Gru4Rec(_) => ModelKind::Gru4rec,
             BaselineModel::Caser(_) => ModelKind::Caser,
+            BaselineModel::AlphaRec(_) => ModelKind::Alpharec,
         }
     }
 
@@ -335,16 +464,32 @@ impl BaselineModel {
             BaselineModel::SasRec(m) => m.n_items(),
             BaselineModel::Gru4Rec(m) => m.n_items(),
             BaselineModel::Caser(m) => m.n_items(),
+            BaselineModel::AlphaRec(m) => m.n_items(),
         }
     }
 
     /// The training examples of this model from the train sequences: whole sequences (SASRec, GRU4Rec: a loss at
     /// every position) or every prefix ending in a target (Caser: a loss at the last position), cut to the
     /// model's input length `max_len` plus the target.
+    ///
+    /// AlphaRec's examples are `[user, positive, negatives...]` drawn afresh every epoch
+    /// ([`BaselineModel::resample`]); this gives one draw with a fixed seed.
     pub fn examples(&self, seqs: &Sequences, max_len: usize) -> Vec<Vec<ItemId>> {
         match self {
             BaselineModel::Caser(_) => seqs.prefixes(max_len),
+            BaselineModel::AlphaRec(_) => self.resample(seqs, &mut SplitMix64::new(0)).unwrap_or_default(),
             _ => seqs.windows(max_len),
+        }
+    }
+
+    /// A new epoch's training examples for models that sample them (AlphaRec: a positive and negatives per
+    /// train edge, as the official `TrainDataset`); `None` for models whose examples are fixed.
+    pub fn resample(&self, seqs: &Sequences, rng: &mut SplitMix64) -> Option<Vec<Vec<ItemId>>> {
+        match self {
+            BaselineModel::AlphaRec(m) => {
+                Some(Graph::from_sequences(seqs).sample_examples(m.n_items(), m.n_negatives(), rng))
+            }
+            _ => None,
         }
     }
 
@@ -354,6 +499,7 @@ impl BaselineModel {
             BaselineModel::SasRec(m) => m.loss(examples),
             BaselineModel::Gru4Rec(m) => m.loss(examples),
             BaselineModel::Caser(m) => m.loss(examples),
+            BaselineModel::AlphaRec(m) => m.loss(examples),
         }
     }
 
@@ -367,7 +513,28 @@ impl BaselineModel {
             BaselineModel::SasRec(m) => m.scores(histories),
             BaselineModel::Gru4Rec(m) => m.scores(histories),
             BaselineModel::Caser(m) => m.scores(histories),
+            BaselineModel::AlphaRec(m) => m.scores(histories),
         }
+    }
+
+    /// The scores of many histories, `batch` at a time, as rows of `N` values (AlphaRec computes its item side
+    /// once for all batches).
+    pub fn score_rows(&self, histories: &[&[ItemId]], batch: usize) -> Vec<Vec<f32>> {
+        let prepared: Option<Prepared> = match self {
+            BaselineModel::AlphaRec(m) => Some(m.prepare()),
+            _ => None,
+        };
+        let mut out = Vec::with_capacity(histories.len());
+        for chunk in histories.chunks(batch.max(1)) {
+            let s = match (self, &prepared) {
+                (BaselineModel::AlphaRec(m), Some(p)) => m.scores_with(p, chunk),
+                _ => self.scores(chunk),
+            }; // [B, N]
+            let [_, n] = s.dims();
+            let v: Vec<f32> = s.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 scores");
+            out.extend(v.chunks(n).map(<[f32]>::to_vec));
+        }
+        out
     }
 }
 
@@ -380,6 +547,13 @@ mod tests {
     fn parameter_counts_by_hand() {
         let device = Device::flex();
         let count = |k| BaselineExperiment::defaults(k).init(10, &device).num_params();
+        // AlphaRec (d_lm 4, 3 users): MLP 4·8 + 8, 8·64 + 64 (mlp_hidden 8); frozen: language 10·4, user language
+        // 3·4, adjacency 3·10, item degrees 10.
+        let mut e = BaselineExperiment::defaults(ModelKind::Alpharec);
+        e.alpharec.mlp_hidden = 8;
+        let seqs = Sequences { n_items: 10, seqs: vec![vec![0, 1], vec![2, 3], vec![1, 4]] };
+        let m = e.init_alpharec(&[0.5; 40], 4, &seqs, &device).unwrap();
+        assert_eq!(m.num_params(), 40 + 576 + 40 + 12 + 30 + 10);
         // SASRec: items 11·64 + positions 50·64 + LN 2·64; per block 4 (64·64 + 64) + 2 LN (2·64) + 64·256 + 256
         // + 256·64 + 64 = 49,984; two blocks.
         assert_eq!(count(ModelKind::Sasrec), 704 + 3200 + 128 + 2 * 49_984);

@@ -1,6 +1,7 @@
 //! The training loop shared by the baselines: Adam over shuffled mini-batches of training examples, seeded; after
 //! every epoch the validation NDCG@10 (through [`Evaluator`], the metric path of the LLM models), early stopping
-//! after `patience` epochs without improvement, and the best epoch's weights restored.
+//! after `patience` epochs without improvement, and the best epoch's weights restored. Models that sample their
+//! examples (AlphaRec's positives and negatives) draw a new set every epoch from the same seeded generator.
 
 use std::time::Instant;
 
@@ -160,7 +161,7 @@ pub fn fit(
 ) -> Result<FitOutput> {
     let FitInput { seqs, max_len, valid, settings } = input;
     settings.validate()?;
-    let examples = model.examples(seqs, max_len);
+    let mut examples = model.examples(seqs, max_len);
     if examples.is_empty() {
         return Err(Error::Data {
             message: "no training example: every train sequence has a single item (check --data and --stem)".into(),
@@ -177,6 +178,10 @@ pub fn fit(
     let mut history = Vec::new();
     let (mut best, mut best_epoch, mut best_model) = (f64::NEG_INFINITY, 0, model.valid());
     for epoch in 1..=settings.epochs {
+        if let Some(fresh) = model.resample(seqs, &mut rng) {
+            examples = fresh;
+            order = (0..examples.len()).collect();
+        }
         // Fisher–Yates with the seeded generator.
         for i in (1..order.len()).rev() {
             order.swap(i, rng.below(i + 1));

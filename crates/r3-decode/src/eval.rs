@@ -20,7 +20,8 @@ use burn::tensor::Tensor;
 use r3_data::{Catalogue, EncodedSample, Encoder, SftBatch};
 use r3_latent::LatentModel;
 
-use crate::beam::{BeamSearch, BeamSearchConfig, BeamSearchInput};
+use crate::beam::{BeamSearch, BeamSearchConfig, BeamSearchInput, BeamSearchOutput};
+use crate::cot::{ChainOfThought, stops_at_empty_line};
 use crate::error::{Error, Result};
 use crate::start::DecodeStart;
 use crate::trie::Trie;
@@ -110,6 +111,9 @@ pub struct RecommendOutput {
     pub users: Vec<Vec<Recommended>>,
     /// The number of beam-search steps (generated positions).
     pub steps: usize,
+    /// Per user, the chain-of-thought reasoning tokens ([`Recommender::recommend_cot_encoded`]; empty for plain
+    /// decoding).
+    pub reasoning: Vec<Vec<u32>>,
 }
 
 /// A model, its encoder, the catalogue trie and a validated beam search: recommends for batches of users.
@@ -199,6 +203,75 @@ impl<'a> Recommender<'a> {
         let start = self.decode_start(samples);
         let trie = self.items.trie();
         let out = self.search.search(&self.model.backbone, BeamSearchInput { start, trie, guidance: None });
+        self.output(out, vec![Vec::new(); samples.len()])
+    }
+
+    /// Chain-of-thought decoding ([`crate::cot`], the "CoT" baseline of PAPER.md §6): each prompt gets `cot`'s
+    /// reasoning cue and up to `cot.max_tokens` greedy reasoning tokens (stopping at EOS or an empty line), then
+    /// the answer cue, and the same constrained beam search runs from that extended prompt (with the model's
+    /// latent tokens, if any, right before the item, where training put them). With `cot.max_tokens = 0` this is
+    /// exactly [`Recommender::recommend_encoded`]. Users are independent of their batch (left padding).
+    ///
+    /// # Errors
+    /// [`Error::Config`] (`eos_id`) when `cot`'s EOS is not the encoder's.
+    ///
+    /// # Panics
+    /// As [`Recommender::decode_start`].
+    pub fn recommend_cot_encoded(&self, samples: &[EncodedSample], cot: &ChainOfThought) -> Result<RecommendOutput> {
+        if cot.eos_id != self.encoder.eos_id() {
+            return Err(Error::Config {
+                key: "eos_id",
+                value: format!("{} (the encoder's EOS is {})", cot.eos_id, self.encoder.eos_id()),
+                hint: "build the chain of thought with ChainOfThought::new(encoder, n) from the model's own encoder",
+            });
+        }
+        if cot.is_plain() {
+            return Ok(self.recommend_encoded(samples));
+        }
+        let prompts: Vec<Vec<u32>> = samples.iter().map(|s| s.prompt_ids.clone()).collect();
+        let reasoning =
+            cot.reason(&self.model.backbone, &prompts, self.encoder.pad_id(), stops_at_empty_line(self.encoder));
+        let extended: Vec<EncodedSample> = samples
+            .iter()
+            .zip(&reasoning)
+            .map(|(s, r)| EncodedSample {
+                prompt_ids: cot.answer_prompt(&s.prompt_ids, r),
+                n_thought: s.n_thought,
+                target_ids: Vec::new(),
+            })
+            .collect();
+        let start = self.decode_start(&extended);
+        let trie = self.items.trie();
+        let out = self.search.search(&self.model.backbone, BeamSearchInput { start, trie, guidance: None });
+        Ok(self.output(out, reasoning))
+    }
+
+    /// Chain-of-thought recommendations for a batch of histories (see [`Recommender::recommend_cot_encoded`]):
+    /// per user, the recommendations and the decoded reasoning text.
+    ///
+    /// # Errors
+    /// As [`Recommender::recommend_cot_encoded`].
+    ///
+    /// # Panics
+    /// When `histories` is empty.
+    pub fn recommend_cot(
+        &self,
+        histories: &[&[String]],
+        cot: &ChainOfThought,
+    ) -> Result<Vec<(Vec<Recommended>, String)>> {
+        let samples: Vec<EncodedSample> = histories.iter().map(|h| self.encode(h)).collect();
+        let out = self.recommend_cot_encoded(&samples, cot)?;
+        Ok(out.users.into_iter().zip(&out.reasoning).map(|(u, r)| (u, self.reasoning_text(r))).collect())
+    }
+
+    /// The text of reasoning tokens.
+    pub fn reasoning_text(&self, tokens: &[u32]) -> String {
+        self.encoder.tokenizer().decode(tokens)
+    }
+
+    /// Maps the beam search's hypotheses back to catalogue titles and item ids.
+    fn output(&self, out: BeamSearchOutput, reasoning: Vec<Vec<u32>>) -> RecommendOutput {
+        let trie = self.items.trie();
         let users = out
             .hypotheses
             .into_iter()
@@ -219,7 +292,7 @@ impl<'a> Recommender<'a> {
                     .collect()
             })
             .collect();
-        RecommendOutput { users, steps: out.steps }
+        RecommendOutput { users, steps: out.steps, reasoning }
     }
 
     /// Recommends for a batch of histories (each oldest title first; titles outside the catalogue are used as

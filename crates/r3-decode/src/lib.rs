@@ -10,7 +10,9 @@
 //!   10 returned, length penalty 1.0, at most 128 new tokens `[CODE]`); [`BeamSearchConfig::d3`] and [`Guidance`]
 //!   give D3's decoding (length penalty 0, optional assistant item scores through [`ItemScorer`]).
 //! - [`SampleConfig::sample`]: temperature sampling constrained to the trie (GRPO rollouts), seeded.
-//! - [`GenerateConfig::generate`]: free generation, greedy or sampled (the chain-of-thought baseline).
+//! - [`GenerateConfig::generate`]: free generation, greedy or sampled.
+//! - [`ChainOfThought`] ([`cot`]): the CoT baseline of Table 1: a greedy free-text reasoning after a cue, then an
+//!   answer cue and the same constrained beam search ([`Recommender::recommend_cot_encoded`]).
 //! - [`Recommender`] ([`RecommenderInput`]) ties a LatentR³ model (`r3_latent::LatentModel`, or an untuned "Base"
 //!   backbone), its prompt encoder and the [`CatalogueTrie`] together: histories in, ranked catalogue titles with
 //!   scores and item ids out ([`Recommended`]); the latent tokens run before decoding, the prompt prefix once.
@@ -28,6 +30,7 @@
 #![deny(missing_docs)]
 
 mod beam;
+pub mod cot;
 mod error;
 mod eval;
 mod sample;
@@ -35,6 +38,7 @@ mod start;
 mod trie;
 
 pub use beam::{BeamSearch, BeamSearchConfig, BeamSearchInput, BeamSearchOutput, Guidance, Hypothesis, ItemScorer};
+pub use cot::{ANSWER_CUE, ChainOfThought, CotOutput, REASONING_CUE};
 pub use error::{Error, Result};
 pub use eval::{CatalogueTrie, RecommendOutput, Recommended, Recommender, RecommenderInput};
 pub use sample::{GenerateConfig, Sample, SampleConfig};

@@ -1,7 +1,10 @@
 //! Helpers shared by the integration tests: the device and tiny synthetic datasets.
 
+use burn::module::Module;
 use burn::tensor::Device;
+use r3_baselines::{BaselineModel, Error, Evaluator, Event, FitInput, FitOutput, Sequences, TrainSettings, fit};
 use r3_data::{Catalogue, Interaction, ItemId, SplitMix64};
+use r3_metrics::Metrics;
 
 /// The device of the tests (the flex CPU backend).
 pub fn test_device() -> Device {
@@ -57,4 +60,38 @@ pub fn random_rows(m: usize, n: usize, seed: u64) -> Vec<Interaction> {
             row(&format!("r{i}"), &h, rng.below(n) as ItemId, 100)
         })
         .collect()
+}
+
+/// What [`fit_and_measure`] saw: the validation metrics before and after training, the loss of every epoch and
+/// the fit's output.
+pub struct Measured {
+    /// Validation metrics of the untrained model.
+    pub before: Metrics,
+    /// Validation metrics of the best epoch's model.
+    pub after: Metrics,
+    /// The training loss of every epoch.
+    pub losses: Vec<f64>,
+    /// What `fit` returned.
+    pub out: FitOutput,
+}
+
+/// Trains `model` with `fit` on `seqs` (validation on `eval`), recording the loss of every epoch.
+pub fn fit_and_measure(
+    model: BaselineModel,
+    seqs: &Sequences,
+    max_len: usize,
+    eval: &Evaluator<'_>,
+    settings: &TrainSettings,
+) -> Measured {
+    let before = eval.metrics(&model.valid()).unwrap();
+    let mut losses = Vec::new();
+    let mut on_event = |e: Event<'_>| {
+        if let Event::Epoch { report, .. } = e {
+            losses.push(report.loss);
+        }
+        Ok::<(), Error>(())
+    };
+    let out = fit(FitInput { seqs, max_len, valid: eval, settings }, model, &mut on_event).unwrap();
+    let after = eval.metrics(&out.model).unwrap();
+    Measured { before, after, losses, out }
 }

@@ -1,12 +1,9 @@
 //! Each baseline overfits a tiny set; an untrained model ranks at chance; model folders round-trip.
 
-use burn::module::Module;
-use r3_baselines::{
-    BaselineExperiment, Error, Evaluator, Event, FitInput, ModelKind, Sequences, TrainSettings, fit, seed_device, store,
-};
+use r3_baselines::{BaselineExperiment, Evaluator, ModelKind, Sequences, TrainSettings, seed_device, store};
 use r3_metrics::Cutoffs;
 
-use crate::common::{catalogue, cycle_rows, random_rows, test_device};
+use crate::common::{Measured, catalogue, cycle_rows, fit_and_measure, random_rows, test_device};
 
 /// The experiment of `kind` without dropout, for memorising a tiny set.
 fn no_dropout(kind: ModelKind) -> BaselineExperiment {
@@ -30,22 +27,12 @@ fn each_model_overfits_a_tiny_set() {
     assert_eq!(seqs.seqs.len(), 40);
     let rows: Vec<_> = train.iter().collect();
     let eval = Evaluator::new(&cat, rows, Cutoffs::new(vec![1, 10]).unwrap(), 64).unwrap();
-    for kind in ModelKind::ALL {
+    for kind in ModelKind::SEQUENTIAL {
         let exp = no_dropout(kind);
         let device = test_device().autodiff();
         seed_device(&device, exp.train.seed);
         let model = exp.init(n, &device);
-        let before = eval.metrics(&model.valid()).unwrap();
-        let mut losses = Vec::new();
-        let mut on_event = |e: Event<'_>| {
-            if let Event::Epoch { report, .. } = e {
-                losses.push(report.loss);
-            }
-            Ok::<(), Error>(())
-        };
-        let input = FitInput { seqs: &seqs, max_len: exp.max_len(), valid: &eval, settings: &exp.train };
-        let out = fit(input, model, &mut on_event).unwrap();
-        let after = eval.metrics(&out.model).unwrap();
+        let Measured { before, after, losses, out } = fit_and_measure(model, &seqs, exp.max_len(), &eval, &exp.train);
         println!(
             "{kind}: HR@1 {:.3} → {:.3}, loss {:.3} → {:.3}, best epoch {}",
             before.hr[0],
@@ -75,7 +62,7 @@ fn untrained_hr10_is_chance() {
     let eval = Evaluator::new(&cat, rows.iter().collect(), Cutoffs::new(vec![10]).unwrap(), 500).unwrap();
     let p = 10.0 / n as f64;
     let sigma = (p * (1.0 - p) / m as f64).sqrt();
-    for kind in ModelKind::ALL {
+    for kind in ModelKind::SEQUENTIAL {
         let device = test_device();
         seed_device(&device, 3);
         let model = BaselineExperiment::defaults(kind).init(n, &device);
@@ -90,12 +77,18 @@ fn untrained_hr10_is_chance() {
 fn model_folder_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let device = test_device();
-    for kind in ModelKind::ALL {
+    for kind in ModelKind::SEQUENTIAL {
         seed_device(&device, 5);
         let exp = BaselineExperiment::defaults(kind);
         let model = exp.init(17, &device);
-        let meta =
-            store::ModelMeta { experiment: exp.clone(), n_items: 17, stem: "tiny".into(), epoch: 1, valid_ndcg10: 0.5 };
+        let meta = store::ModelMeta {
+            experiment: exp.clone(),
+            n_items: 17,
+            stem: "tiny".into(),
+            epoch: 1,
+            valid_ndcg10: 0.5,
+            alpharec: None,
+        };
         let path = dir.path().join(kind.name());
         store::save(&path, &model, &meta).unwrap();
         store::save(&path, &model, &meta).unwrap(); // replacing an existing folder

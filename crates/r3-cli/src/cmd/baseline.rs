@@ -1,5 +1,9 @@
-//! `latentr3 baseline train|eval`: the traditional sequential recommenders of Table 1 (SASRec, GRU4Rec, Caser;
+//! `latentr3 baseline train|eval`: the traditional recommenders of Table 1 (SASRec, GRU4Rec, Caser, AlphaRec;
 //! `r3-baselines`) on the same splits and metrics as the LLM models.
+//!
+//! AlphaRec's item language representations (the mean-pooled final hidden states of each catalogue title from
+//! `--backbone`, default SmolLM2-135M) are computed once, in batches, and cached in the run folder as
+//! `text_embeddings.safetensors` (reused when its backbone, title count and titles hash match).
 //!
 //! `train` rebuilds the users' train sequences, trains with Adam and early stopping on validation NDCG@10, and
 //! evaluates the best epoch on the test split. Its run folder (default `runs/baselines/<model>-<stem>`) holds
@@ -19,6 +23,8 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use burn::module::Module;
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use r3_backbone::HiddenInput;
 use r3_baselines::{BaselineExperiment, Evaluator, Event, FitInput, ModelKind, Sequences, fit, seed_device, store};
 use r3_data::{Dataset, Popularity, Split};
 use r3_metrics::{BootstrapConfig, Format, Report};
@@ -40,7 +46,7 @@ pub enum BaselineCommand {
 /// Arguments of `latentr3 baseline train`.
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
-    /// The model: sasrec, gru4rec or caser (default: the experiment file's).
+    /// The model: sasrec, gru4rec, caser or alpharec (default: the experiment file's).
     #[arg(long)]
     pub model: Option<ModelKind>,
     /// An experiment file (experiments/baselines/*.toml); without it, the model's paper defaults.
@@ -57,6 +63,10 @@ pub struct TrainArgs {
     /// Override the experiment's seed.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// AlphaRec: the backbone whose mean-pooled title hidden states are the item language representations (a
+    /// model id, a .gguf file or a Hugging Face folder; default: the experiment's, smollm2-135m).
+    #[arg(long)]
+    pub backbone: Option<String>,
     #[command(flatten)]
     pub table: TableArgs,
     /// The compute device: flex, wgpu[:N], vulkan[:N] or cuda[:N] (default: the first compiled in).
@@ -157,13 +167,19 @@ fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
             e
         }
         (None, Some(m)) => BaselineExperiment::defaults(m),
-        (None, None) => bail!("pass --model sasrec|gru4rec|caser or --config FILE"),
+        (None, None) => bail!("pass --model sasrec|gru4rec|caser|alpharec or --config FILE"),
     };
     if let Some(e) = args.epochs {
         exp.train.epochs = e;
     }
     if let Some(s) = args.seed {
         exp.train.seed = s;
+    }
+    if let Some(b) = &args.backbone {
+        if exp.model != ModelKind::Alpharec {
+            bail!("--backbone is AlphaRec's: {} does not use a language model", exp.model);
+        }
+        exp.alpharec.backbone = b.clone();
     }
     exp.stem = Some(args.dataset.stem.clone());
     exp.validate()?;
@@ -206,8 +222,15 @@ fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     );
 
     let ad = dev.clone().autodiff();
-    seed_device(&ad, exp.train.seed);
-    let model = exp.init(n, &ad);
+    let model = if exp.model == ModelKind::Alpharec {
+        let titles = ds.catalogue.titles();
+        let lm = text_embeddings(&exp.alpharec.backbone, titles, exp.alpharec.embed_batch, &out, &dev)?;
+        seed_device(&ad, exp.train.seed);
+        exp.init_alpharec(&lm.values, lm.d, &seqs, &ad)?
+    } else {
+        seed_device(&ad, exp.train.seed);
+        exp.init(n, &ad)
+    };
     let metrics_path = out.join("metrics.jsonl");
     let mut metrics_file =
         std::fs::File::create(&metrics_path).with_context(|| format!("creating {}", metrics_path.display()))?;
@@ -249,6 +272,7 @@ fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
                         stem: args.dataset.stem.clone(),
                         epoch: report.epoch,
                         valid_ndcg10: report.valid_ndcg10,
+                        alpharec: store::AlphaRecShape::of(model, &exp.alpharec.backbone),
                     };
                     store::save(&model_dir, model, &meta)?;
                 }
@@ -328,4 +352,89 @@ fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
     print!("{}", report.to_table());
     println!("results: {}", dir.display());
     Ok(())
+}
+
+/// AlphaRec's item language representations: read from `out/text_embeddings.safetensors` when it was computed by
+/// `backbone` for these titles, otherwise computed (mean-pooled final hidden states of each title, in batches of
+/// `batch` titles of similar length) and written there.
+fn text_embeddings(
+    backbone: &str,
+    titles: &[String],
+    batch: usize,
+    out: &Path,
+    device: &Device,
+) -> anyhow::Result<store::TextEmbeddings> {
+    let path = out.join(store::TEXT_EMBEDDINGS_FILE);
+    let hash = store::titles_hash(titles);
+    if path.is_file() {
+        let cached = store::read_text_embeddings(&path)?;
+        if cached.backbone == backbone && cached.n_titles() == titles.len() && cached.titles_hash == hash {
+            tracing::info!(path = %path.display(), backbone, d = cached.d, "reusing the text embeddings");
+            return Ok(cached);
+        }
+        tracing::warn!(
+            path = %path.display(),
+            cached_backbone = cached.backbone,
+            cached_titles = cached.n_titles(),
+            backbone,
+            titles = titles.len(),
+            "the cached text embeddings are of another backbone or catalogue: recomputing them"
+        );
+    }
+    let source = crate::model_source::resolve(backbone)?;
+    let loaded = crate::model_source::load(&source, device)?;
+    let model = &loaded.backbone.model;
+    let d = model.hidden_size();
+    let fallback = loaded.tokenizer.eos_id().or(loaded.tokenizer.bos_id()).unwrap_or(0);
+    let ids: Vec<Vec<u32>> = titles
+        .iter()
+        .map(|t| {
+            let ids = loaded.tokenizer.try_encode(t)?;
+            // An empty title is read as the end-of-text token alone.
+            Ok(if ids.is_empty() { vec![fallback] } else { ids })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    // Batches of titles of similar length waste little on padding.
+    let mut order: Vec<usize> = (0..titles.len()).collect();
+    order.sort_by_key(|&i| (ids[i].len(), i));
+    let bar = crate::progress::step_bar("{prefix:>9} [{bar:30}] {pos}/{len} titles eta {eta}", "embed");
+    crate::progress::start_steps(&bar, 0, titles.len() as u64);
+    let t = Instant::now();
+    let mut values = vec![0f32; titles.len() * d];
+    for chunk in order.chunks(batch.max(1)) {
+        let (b, l) = (chunk.len(), chunk.iter().map(|&i| ids[i].len()).max().unwrap_or(1));
+        // Left padding with a mask: each row's hidden states are those of the title alone.
+        let mut tok = vec![0i64; b * l];
+        let mut real = vec![false; b * l];
+        for (r, &i) in chunk.iter().enumerate() {
+            let off = l - ids[i].len();
+            for (j, &id) in ids[i].iter().enumerate() {
+                tok[r * l + off + j] = i64::from(id);
+                real[r * l + off + j] = true;
+            }
+        }
+        let tok = Tensor::<2, Int>::from_data(TensorData::new(tok, [b, l]), device); // [B, L]
+        let real = Tensor::<2, Bool>::from_data(TensorData::new(real, [b, l]), device); // [B, L]
+        let h = model.hidden(HiddenInput::new(model.embed(tok)).with_padding(real.clone())).hidden; // [B, L, d]
+        // Padding positions are replaced (not multiplied) by 0, so that nothing computed there can leak in.
+        let pad = real.bool_not().unsqueeze_dim::<3>(2).expand([b, l, d]); // [B, L, d]
+        let sum = h.mask_fill(pad, 0.0).sum_dim(1).reshape([b, d]); // [B, d]
+        let v: Vec<f32> =
+            sum.into_data().convert::<f32>().try_into_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        for (r, &i) in chunk.iter().enumerate() {
+            let len = ids[i].len() as f32;
+            for (dst, &x) in values[i * d..(i + 1) * d].iter_mut().zip(&v[r * d..(r + 1) * d]) {
+                *dst = x / len;
+            }
+        }
+        bar.inc(b as u64);
+    }
+    bar.finish_and_clear();
+    if let Some(bad) = values.iter().position(|x| !x.is_finite()) {
+        bail!("the text embedding of title {} ({:?}) is not finite", bad / d, titles[bad / d]);
+    }
+    tracing::info!(titles = titles.len(), d, secs = format!("{:.1}", t.elapsed().as_secs_f64()), "text embeddings");
+    let e = store::TextEmbeddings { backbone: backbone.into(), titles_hash: hash, d, values };
+    store::write_text_embeddings(&path, &e)?;
+    Ok(e)
 }

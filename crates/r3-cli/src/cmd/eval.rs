@@ -18,8 +18,13 @@
 //!   the target item, the predictions outside the catalogue, and the per-user latency (median, p90), also printed
 //!   as a table.
 //!
-//! Per-user latency is the wall time of the user's batch (prefill, latent tokens and beam search) divided by the
-//! batch's size; with `--batch 1` it is the latency of one request.
+//! Per-user latency is the wall time of the user's batch (prefill, latent tokens, the chain-of-thought reasoning
+//! with `--cot-tokens N`, and beam search) divided by the batch's size; with `--batch 1` it is the latency of one
+//! request.
+//!
+//! `--cot-tokens N` (the "CoT" row of Table 1, [`r3_decode::cot`]): each prompt gets a reasoning cue, up to `N`
+//! greedy reasoning tokens, an answer cue, then the same constrained beam search; each record gets the key
+//! `reasoning` (the generated text).
 
 use std::collections::HashMap;
 use std::fs::OpenOptions;
@@ -32,7 +37,8 @@ use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use r3_data::{EncodedSample, Encoder, EncoderConfig, Interaction, Split};
 use r3_decode::{
-    BeamSearchConfig, BeamSearchInput, CatalogueTrie, Guidance, Recommended, Recommender, RecommenderInput,
+    BeamSearchConfig, BeamSearchInput, CatalogueTrie, ChainOfThought, Guidance, Recommended, Recommender,
+    RecommenderInput,
 };
 use r3_latent::LatentModel;
 use r3_metrics::{BootstrapConfig, Format, Output, PredictionRecord};
@@ -189,6 +195,11 @@ pub struct EvalArgs {
     /// assistant's log-share of the token's subtree; 1 = the LLM alone, 0 = the assistant alone.
     #[arg(long, default_value_t = 1.0)]
     pub guidance_scale: f32,
+    /// Chain-of-thought decoding (the "CoT" baseline of Table 1): before the constrained item decoding, each user
+    /// gets a reasoning cue and up to this many greedily generated reasoning tokens (stopping at EOS or an empty
+    /// line), then an answer cue. 0 = the plain decoding. The reasoning goes into the predictions' `reasoning`.
+    #[arg(long, default_value_t = 0)]
+    pub cot_tokens: usize,
     /// Users decoded together (one prefill and one batched beam search per batch).
     #[arg(long, default_value_t = 4)]
     pub batch: usize,
@@ -221,6 +232,9 @@ struct Settings {
     /// D3's guidance scale (1 = none).
     #[serde(default = "unit_scale")]
     guidance_scale: f32,
+    /// The chain-of-thought budget (0 = plain decoding; absent in folders written before it existed).
+    #[serde(default)]
+    cot_tokens: usize,
 }
 
 /// The guidance scale of a run without guidance.
@@ -291,8 +305,16 @@ struct BatchTiming {
     users: usize,
 }
 
-/// The prediction record of one user (split row `row_index`) as one JSON line.
-fn record(encoder: &Encoder, row_index: usize, row: &Interaction, recs: &[Recommended], timing: BatchTiming) -> String {
+/// The prediction record of one user (split row `row_index`) as one JSON line; `reasoning` is the user's
+/// chain-of-thought text (the key `reasoning`, only with `--cot-tokens`).
+fn record(
+    encoder: &Encoder,
+    row_index: usize,
+    row: &Interaction,
+    recs: &[Recommended],
+    reasoning: Option<&str>,
+    timing: BatchTiming,
+) -> String {
     let mut r = PredictionRecord::new(
         input_text(encoder, &row.history_titles),
         Output::Text(format!("\"{}\"\n", row.item_title)),
@@ -310,6 +332,9 @@ fn record(encoder: &Encoder, row_index: usize, row: &Interaction, recs: &[Recomm
         ("batch_size", json!(users)),
     ] {
         r.extra.insert(k.into(), v);
+    }
+    if let Some(text) = reasoning {
+        r.extra.insert("reasoning".into(), json!(text));
     }
     serde_json::to_string(&r).expect("a prediction record serialises")
 }
@@ -388,6 +413,9 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     if args.assistant.is_some() && args.decoding != Decoding::D3 {
         bail!("--assistant guides D3's decoding: add --decoding d3");
     }
+    if args.cot_tokens > 0 && args.assistant.is_some() {
+        bail!("--cot-tokens and --assistant cannot be combined: the chain-of-thought baseline is unguided");
+    }
     if !args.guidance_scale.is_finite() {
         bail!("--guidance-scale must be finite (1 = no guidance, 0 = the assistant alone)");
     }
@@ -428,6 +456,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         users: order.len(),
         assistant: args.assistant.as_ref().map(|p| p.display().to_string()),
         guidance_scale: args.guidance_scale,
+        cot_tokens: args.cot_tokens,
     };
     check_settings(&out, &settings)?;
     let jsonl = out.join(JSONL_FILE);
@@ -472,6 +501,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             items: &items,
             search: &search,
         })?;
+        let cot = ChainOfThought::new(&m.encoder, args.cot_tokens);
         let bar = progress_bar(order.len() as u64, (order.len() - todo.len()) as u64);
         let mut file = OpenOptions::new()
             .create(true)
@@ -481,19 +511,24 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         for chunk in todo.chunks(args.batch) {
             let histories: Vec<&[String]> = chunk.iter().map(|&r| rows[r].history_titles.as_slice()).collect();
             let t = Instant::now();
-            let recs = match &assistant {
+            let (recs, reasoning): (Vec<Vec<Recommended>>, Vec<Option<String>>) = match &assistant {
                 Some(a) => {
                     let ids: Vec<&[u32]> = chunk.iter().map(|&r| rows[r].history_item_ids.as_slice()).collect();
                     let weights = a.weights(&ids);
-                    recommend_guided(&rec, &m, &histories, Guidance { scorer: &weights, scale: args.guidance_scale })?
+                    let g = Guidance { scorer: &weights, scale: args.guidance_scale };
+                    (recommend_guided(&rec, &m, &histories, g)?, vec![None; chunk.len()])
                 }
-                None => rec.recommend(&histories),
+                None if !cot.is_plain() => {
+                    rec.recommend_cot(&histories, &cot)?.into_iter().map(|(u, text)| (u, Some(text))).unzip()
+                }
+                None => (rec.recommend(&histories), vec![None; chunk.len()]),
             };
             dev.sync().map_err(|e| anyhow::anyhow!("the device failed: {e:?}"))?;
             let secs = t.elapsed().as_secs_f64();
             let mut lines = String::new();
-            for (&r, user_recs) in chunk.iter().zip(&recs) {
-                lines.push_str(&record(&m.encoder, r, &rows[r], user_recs, BatchTiming { secs, users: chunk.len() }));
+            for ((&r, user_recs), text) in chunk.iter().zip(&recs).zip(&reasoning) {
+                let timing = BatchTiming { secs, users: chunk.len() };
+                lines.push_str(&record(&m.encoder, r, &rows[r], user_recs, text.as_deref(), timing));
                 lines.push('\n');
             }
             file.write_all(lines.as_bytes()).with_context(|| format!("appending to {}", jsonl.display()))?;
@@ -526,6 +561,11 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             "num_beams": search_field(args.decoding, |c| c.num_beams as f64),
             "length_penalty": search_field(args.decoding, |c| c.length_penalty),
             "max_new_tokens": search_field(args.decoding, |c| c.max_new_tokens as f64),
+        },
+        "cot": {
+            "max_tokens": args.cot_tokens,
+            "reasoning_cue": (args.cot_tokens > 0).then_some(r3_decode::REASONING_CUE),
+            "answer_cue": (args.cot_tokens > 0).then_some(r3_decode::ANSWER_CUE),
         },
         "device": format!("{dev:?}"),
         "guidance": { "assistant": settings.assistant, "scale": settings.guidance_scale },

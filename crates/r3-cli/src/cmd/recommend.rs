@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use r3_data::Catalogue;
-use r3_decode::{CatalogueTrie, Recommender, RecommenderInput};
+use r3_decode::{CatalogueTrie, ChainOfThought, Recommender, RecommenderInput};
 use serde_json::json;
 
 use super::eval::{Decoding, ModelArgs, load_model};
@@ -35,6 +35,10 @@ pub struct RecommendArgs {
     /// The decoding: `bigrec` (length penalty 1) or `d3` (length penalty 0, without the assistant guidance).
     #[arg(long, value_enum, default_value = "bigrec")]
     pub decoding: Decoding,
+    /// Chain-of-thought decoding: up to this many greedy reasoning tokens after a reasoning cue, then an answer
+    /// cue, before the constrained item decoding (as `latentr3 eval --cot-tokens`); 0 = plain decoding.
+    #[arg(long, default_value_t = 0)]
+    pub cot_tokens: usize,
     /// Print one JSON line instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -64,15 +68,24 @@ pub fn run(args: &RecommendArgs) -> anyhow::Result<()> {
         args.decoding.search(m.encoder.eos_id()).with_num_beams(args.k.max(10)).with_num_return_sequences(args.k);
     let rec =
         Recommender::new(RecommenderInput { model: &m.model, encoder: &m.encoder, items: &items, search: &search })?;
-    let recs = rec.recommend(&[args.history.as_slice()]).into_iter().next().unwrap_or_default();
+    let cot = ChainOfThought::new(&m.encoder, args.cot_tokens);
+    let (recs, reasoning) = rec.recommend_cot(&[args.history.as_slice()], &cot)?.into_iter().next().unwrap_or_default();
+    let reasoning = (!cot.is_plain()).then_some(reasoning);
     if args.json {
         let items: Vec<_> = recs
             .iter()
             .enumerate()
             .map(|(i, r)| json!({ "rank": i + 1, "title": r.title, "score": r.score, "item_ids": r.item_ids }))
             .collect();
-        println!("{}", json!({ "history": args.history, "recommendations": items }));
+        let mut line = json!({ "history": args.history, "recommendations": items });
+        if let Some(text) = &reasoning {
+            line["reasoning"] = json!(text);
+        }
+        println!("{line}");
     } else {
+        if let Some(text) = &reasoning {
+            println!("reasoning: {}", text.trim());
+        }
         println!("rank  score     item ids  title");
         for (i, r) in recs.iter().enumerate() {
             let ids = r.item_ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");

@@ -2,7 +2,7 @@
 //! the CDs data: the run folder and its files, a resumed evaluation (the JSONL cut to one line plus a partly
 //! written one) that ends with the same predictions as the uninterrupted run, a LatentR³ model folder (one latent
 //! token, random LatentRATT) evaluated with D3 decoding, `recommend` printing k catalogue titles, the benchmark's
-//! JSON line and dump, and the errors for an unknown stem, a missing checkpoint and changed settings on resume.
+//! JSON line and dump, chain-of-thought decoding (`--cot-tokens`) writing the reasoning, and the errors for an unknown stem, a missing checkpoint and changed settings on resume.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -82,6 +82,7 @@ fn eval_writes_its_run_folder_and_resumes() {
     let r0 = &records[0];
     assert!(r0["input"].as_str().unwrap().starts_with("The user has palyed the following musicss before: "), "{r0}");
     assert!(r0["output"].as_str().unwrap().ends_with("\"\n") && r0["scores"].as_array().unwrap().len() == 10);
+    assert!(r0.get("reasoning").is_none(), "no reasoning without --cot-tokens: {r0}");
     let metrics = read_json(&run1.join("metrics.json"));
     assert_eq!(metrics["report"]["samples"], 3, "{metrics}");
     assert_eq!(metrics["n_latent"], 0);
@@ -145,6 +146,51 @@ fn a_latent_checkpoint_evaluates_and_recommends() {
     let out = latentr3(&["recommend", "--checkpoint", dir_s, "--k", "3", "--json", "--history", "Abbey Road"]);
     let v: Value = serde_json::from_str(stdout_ok(&out).trim()).unwrap();
     assert_eq!(v["recommendations"].as_array().unwrap().len(), 3, "{v}");
+}
+
+/// `eval --cot-tokens 4` with the untuned SmolLM2 on 2 seeded test users: every record carries its reasoning
+/// text, the predictions are catalogue titles, the settings and metrics name the budget and the cues, and the
+/// users decoded together (`--batch 2`) get the same reasoning and predictions as one at a time (`--batch 1`).
+#[test]
+fn eval_with_cot_tokens_writes_the_reasoning() {
+    let help = stdout_ok(&latentr3(&["eval", "--help"]));
+    assert!(help.contains("--cot-tokens"), "{help}");
+    let tmp = tempfile::tempdir().unwrap();
+    let cat = catalogue();
+    let mut runs = Vec::new();
+    for batch in ["2", "1"] {
+        let run = tmp.path().join(format!("cot-batch{batch}"));
+        let run_s = run.to_str().unwrap();
+        let mut args = vec!["eval", "--model", "smollm2-135m", "--stem", STEM, "--limit", "2", "--seed", "3"];
+        args.extend_from_slice(&["--batch", batch, "--cot-tokens", "4", "--out", run_s]);
+        let t = std::time::Instant::now();
+        stdout_ok(&latentr3(&args));
+        eprintln!("eval --cot-tokens 4 --batch {batch}: {:.1} s", t.elapsed().as_secs_f64());
+        assert_eq!(read_json(&run.join("eval.json"))["cot_tokens"], 4);
+        let metrics = read_json(&run.join("metrics.json"));
+        assert_eq!(metrics["cot"]["max_tokens"], 4, "{metrics}");
+        assert_eq!(metrics["cot"]["answer_cue"].as_str(), Some(r3_decode::ANSWER_CUE), "{metrics}");
+        let records = read_json(&run.join("predictions.json"));
+        let records = records.as_array().unwrap().clone();
+        assert_eq!(records.len(), 2);
+        for r in &records {
+            let reasoning = r["reasoning"].as_str().unwrap_or_else(|| panic!("no reasoning in {r}"));
+            assert!(!reasoning.is_empty() && reasoning.len() < 200, "4 tokens of reasoning: {reasoning:?}");
+            let predict = r["predict"].as_array().unwrap();
+            assert_eq!(predict.len(), 10);
+            for title in predict {
+                let title = title.as_str().unwrap();
+                let t = title.strip_prefix('"').and_then(|t| t.strip_suffix("\"\n")).unwrap();
+                assert!(!cat.ids_of(t).is_empty(), "{title:?} is a catalogue title");
+            }
+        }
+        runs.push(records);
+    }
+    for (a, b) in runs[0].iter().zip(&runs[1]) {
+        assert_eq!(a["user_id"], b["user_id"]);
+        assert_eq!(a["reasoning"], b["reasoning"], "batch 2 vs batch 1");
+        assert_eq!(a["predict"], b["predict"], "batch 2 vs batch 1");
+    }
 }
 
 #[test]

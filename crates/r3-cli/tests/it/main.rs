@@ -1,5 +1,6 @@
 //! Integration tests of the `latentr3` binary: each module runs the real binary on the real shared data.
 //!
+//! - `baseline`: `baseline train|eval --model alpharec` from a cached text-embeddings file on Industrial.
 //! - `data`: `latentr3 data stats` on both datasets, and its errors.
 //! - `eval`: `eval` (run folder, resume, a LatentR³ model folder with D3 decoding), `recommend`, `bench eval`, and
 //!   their errors, with the fetched SmolLM2 on CDs test users.
@@ -7,6 +8,7 @@
 //! - `model`: `bench`, `generate`, `model export` and `--model DIR` with the fetched SmolLM2; unknown model ids.
 //! - `train`: `train sft` (config errors, a two-step LatentR³ run and its folders) and `bench sft`.
 
+mod baseline;
 mod data;
 mod eval;
 mod metrics;

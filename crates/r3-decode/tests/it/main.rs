@@ -1,5 +1,8 @@
 //! Integration tests of r3-decode (one module per topic).
 //!
+//! - `cot`: chain-of-thought decoding on a tiny random backbone: zero tokens is the plain decoding exactly; the
+//!   reasoning is the per-prompt greedy continuation (at most N tokens, cut at EOS and the stop predicate), the
+//!   beams are unique catalogue paths, deterministic and batch-invariant.
 //! - `golden`: constrained beam search with SmolLM2 over the CDs catalogue trie against HF transformers
 //!   (`golden/smollm2/latent_golden.json`, entries `beam`).
 //! - `hf_tiny`: the same against HF on a tiny random Llama (`tests/fixtures/hf_tiny`): pruning, early stopping,
@@ -11,6 +14,7 @@
 //!   SmolLM2 on CDs test users: batch sizes 1 and 4 agree, Base and one-latent-token models.
 
 mod common;
+mod cot;
 mod golden;
 mod hf_tiny;
 mod properties;

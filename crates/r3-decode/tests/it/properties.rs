@@ -12,38 +12,12 @@ use std::collections::HashSet;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use proptest::prelude::*;
-use r3_backbone::{Arch, Backbone, BackboneConfig, HiddenInput, greedy_generate};
+use r3_backbone::{Backbone, HiddenInput, greedy_generate};
 use r3_decode::{
     BeamSearchConfig, BeamSearchInput, DecodeStart, GenerateConfig, Guidance, Hypothesis, SampleConfig, Trie,
 };
 
-use crate::common::test_device;
-
-const V: usize = 24;
-const PAD: u32 = 0;
-const EOS: u32 = 2;
-
-/// A tiny random decoder (seeded; built once per test).
-fn tiny_model(device: &Device, seed: u64) -> Backbone {
-    device.seed(seed);
-    BackboneConfig::new(Arch::Qwen2, V, 16, 2, 4, 2, 4, 32, 10_000.0, 1e-6, true, true, 128).init(device)
-}
-
-/// Random catalogue: 1..=`max_paths` titles of 1..5 tokens in 3..V, each followed by EOS (duplicates allowed).
-fn titles(max_paths: usize) -> impl Strategy<Value = Vec<Vec<u32>>> {
-    prop::collection::vec(prop::collection::vec(3u32..V as u32, 1..5), 1..=max_paths).prop_map(|v| {
-        v.into_iter()
-            .map(|mut t| {
-                t.push(EOS);
-                t
-            })
-            .collect()
-    })
-}
-
-fn prompt() -> impl Strategy<Value = Vec<u32>> {
-    prop::collection::vec(1u32..V as u32, 1..9)
-}
+use crate::common::{EOS, PAD, V, prompt, test_device, tiny_model, titles};
 
 /// The teacher-forced sum of full-vocabulary log-probs of `path` after `prompt`.
 fn path_log_prob(model: &Backbone, prompt: &[u32], path: &[u32], device: &Device) -> f32 {
@@ -86,7 +60,7 @@ proptest! {
 
     #[test]
     fn exhaustive_when_nothing_is_pruned(
-        catalogue in titles(6), p in prompt(), seed in 0u64..1000, lp_index in 0usize..2
+        catalogue in titles(6, 3), p in prompt(), seed in 0u64..1000, lp_index in 0usize..2
     ) {
         let device = test_device();
         let model = tiny_model(&device, seed);
@@ -112,7 +86,7 @@ proptest! {
 
     #[test]
     fn beams_are_unique_sorted_paths_and_batch_invariant(
-        catalogue in titles(40), prompts in prop::collection::vec(prompt(), 8), seed in 0u64..1000
+        catalogue in titles(40, 3), prompts in prop::collection::vec(prompt(), 8), seed in 0u64..1000
     ) {
         let device = test_device();
         let model = tiny_model(&device, seed);
@@ -137,7 +111,7 @@ proptest! {
 
     #[test]
     fn d3_guidance_scale_one_is_neutral_and_zero_follows_the_assistant(
-        catalogue in titles(12), p in prompt(), seed in 0u64..1000, weights_seed in 0u64..1000
+        catalogue in titles(12, 3), p in prompt(), seed in 0u64..1000, weights_seed in 0u64..1000
     ) {
         let device = test_device();
         let model = tiny_model(&device, seed);
@@ -169,7 +143,7 @@ proptest! {
 
     #[test]
     fn constrained_samples_are_paths_reproducible_and_batch_invariant(
-        catalogue in titles(20), prompts in prop::collection::vec(prompt(), 3), seed in 0u64..1000, temperature in 0.3f64..2.0
+        catalogue in titles(20, 3), prompts in prop::collection::vec(prompt(), 3), seed in 0u64..1000, temperature in 0.3f64..2.0
     ) {
         let device = test_device();
         let model = tiny_model(&device, seed);
