@@ -21,6 +21,7 @@ use burn::tensor::{Bool, DType, Device, Tensor, TensorData};
 
 use crate::inference::LayerKv;
 use crate::kernels::{self, Visibility};
+use crate::pack::Rows;
 use crate::rope::RopeTables;
 
 /// The value written into masked attention scores. It is finite on purpose (burn#4697: a row of `-inf` turns
@@ -96,6 +97,25 @@ pub struct AttentionInput {
     pub cache: Option<LayerKv>,
 }
 
+/// What an attention layer needs besides its input rows: an [`AttentionInput`] without `x`.
+#[derive(Clone, Debug)]
+pub(crate) struct Context {
+    /// The rotary tables of the new tokens' positions.
+    pub rope: RopeTables,
+    /// Which keys each new token sees.
+    pub mask: AttentionMask,
+    /// The keys and values of the earlier positions.
+    pub cache: Option<LayerKv>,
+}
+
+/// The q, k and v projections of the new tokens, `[B, L, ·]`, with their [`Context`].
+struct Projected {
+    q: Tensor<3>,
+    k: Tensor<3>,
+    v: Tensor<3>,
+    ctx: Context,
+}
+
 /// The outputs of [`Attention::forward`].
 #[derive(Clone, Debug)]
 pub struct AttentionOutput {
@@ -113,19 +133,38 @@ impl Attention {
     ///   `[B, L_c + L]`
     /// - y: `[B, L, d]`; kv kᵀ: `[B, K, h, L_c + L]`, v: `[B, K, L_c + L, h]`
     pub fn forward(&self, input: AttentionInput) -> AttentionOutput {
-        if kernels::host_kernels(&input.x) { self.forward_host(input) } else { self.forward_plain(input) }
+        let AttentionInput { x, rope, mask, cache } = input;
+        let [b, l, d] = x.dims();
+        let rows = Rows::dense(b, l);
+        let (y, kv) = self.forward_rows(x.reshape([b * l, d]), &rows, Context { rope, mask, cache });
+        AttentionOutput { y: rows.unpack(y), kv }
     }
 
-    /// The plain path: burn ops only, differentiable.
-    fn forward_plain(&self, input: AttentionInput) -> AttentionOutput {
-        let AttentionInput { x, rope, mask, cache } = input;
-        let [b, l, _] = x.dims();
+    /// [`Attention::forward`] over the rows of a possibly packed batch ([`Rows`]): the projections run over the
+    /// rows, attention over the `[B, L]` layout (zeros at packed-out padding, which the mask hides).
+    ///
+    /// # Shapes
+    /// - x: `[rows, d]`
+    /// - y: `[rows, d]`; kv as [`Attention::forward`]
+    pub(crate) fn forward_rows(&self, x: Tensor<2>, rows: &Rows, ctx: Context) -> (Tensor<2>, LayerKv) {
+        let q = rows.unpack(self.q_proj.forward(x.clone())); // [B, L, H·h]
+        let k = rows.unpack(self.k_proj.forward(x.clone())); // [B, L, K·h]
+        let v = rows.unpack(self.v_proj.forward(x)); // [B, L, K·h]
+        let qkv = Projected { q, k, v, ctx };
+        let (y, kv) = if kernels::host_kernels(&qkv.q) { self.attend_host(qkv) } else { self.attend_plain(qkv) };
+        (self.o_proj.forward(rows.pack(y)), kv) // [rows, d]
+    }
+
+    /// The plain path: burn ops only, differentiable. Returns the heads' outputs `[B, L, H·h]` before `o_proj`.
+    fn attend_plain(&self, input: Projected) -> (Tensor<3>, LayerKv) {
+        let Projected { q, k, v, ctx: Context { rope, mask, cache } } = input;
+        let [b, l, _] = q.dims();
         let (n_h, n_kv, h) = (self.n_heads, self.n_kv_heads, self.head_dim);
         let g = n_h / n_kv;
 
-        let q = self.q_proj.forward(x.clone()).reshape([b, l, n_h, h]).swap_dims(1, 2); // [B, H, L, h]
-        let k = self.k_proj.forward(x.clone()).reshape([b, l, n_kv, h]).swap_dims(1, 2); // [B, K, L, h]
-        let v = self.v_proj.forward(x).reshape([b, l, n_kv, h]).swap_dims(1, 2); // [B, K, L, h]
+        let q = q.reshape([b, l, n_h, h]).swap_dims(1, 2); // [B, H, L, h]
+        let k = k.reshape([b, l, n_kv, h]).swap_dims(1, 2); // [B, K, L, h]
+        let v = v.reshape([b, l, n_kv, h]).swap_dims(1, 2); // [B, K, L, h]
         let q = rope.apply(q);
         let k_t = rope.apply(k).swap_dims(2, 3); // [B, K, h, L]
         let (k_t, v) = self.extend(cache, k_t, v);
@@ -148,24 +187,23 @@ impl Attention {
             if dtype == DType::F32 { softmax(scores, 3) } else { softmax(scores.cast(DType::F32), 3).cast(dtype) };
         let probs = probs.reshape([b, n_kv, g * l, lk]); // [B, K, G·L, L_k]
         let y = probs.matmul(v.clone()).reshape([b, n_h, l, h]); // [B, H, L, h]
-        let y = y.swap_dims(1, 2).reshape([b, l, n_h * h]); // [B, L, H·h]
-        AttentionOutput { y: self.o_proj.forward(y), kv: LayerKv { k_t, v } }
+        (y.swap_dims(1, 2).reshape([b, l, n_h * h]), LayerKv { k_t, v }) // [B, L, H·h]
     }
 
     /// The host path (f32 on flex, no autodiff): the plain path's matmuls, with RoPE, the head layout and the
     /// scaling in one kernel and the mask and softmax in another.
-    fn forward_host(&self, input: AttentionInput) -> AttentionOutput {
-        let AttentionInput { x, rope, mask, cache } = input;
-        let [b, l, _] = x.dims();
+    fn attend_host(&self, input: Projected) -> (Tensor<3>, LayerKv) {
+        let Projected { q, k, v, ctx: Context { rope, mask, cache } } = input;
+        let [b, l, _] = q.dims();
         let (n_h, n_kv, h) = (self.n_heads, self.n_kv_heads, self.head_dim);
         let g = n_h / n_kv;
         let tables = rope.host();
 
         // The scale 1/√h is applied to q in f32, as the plain path's `mul_scalar`.
         let scale = (1.0 / (h as f64).sqrt()) as f32;
-        let q = kernels::rope_heads(self.q_proj.forward(x.clone()), n_h, tables, scale); // [B, H, L, h]
-        let k_t = kernels::rope_heads_transposed(self.k_proj.forward(x.clone()), n_kv, tables); // [B, K, h, L]
-        let v = self.v_proj.forward(x).reshape([b, l, n_kv, h]).swap_dims(1, 2); // [B, K, L, h]
+        let q = kernels::rope_heads(q, n_h, tables, scale); // [B, H, L, h]
+        let k_t = kernels::rope_heads_transposed(k, n_kv, tables); // [B, K, h, L]
+        let v = v.reshape([b, l, n_kv, h]).swap_dims(1, 2); // [B, K, L, h]
         let (k_t, v) = self.extend(cache, k_t, v);
         let lk = k_t.dims()[3];
         assert_eq!(mask.cache_len + l, lk, "the attention mask expects {} cached positions", mask.cache_len);
@@ -174,8 +212,7 @@ impl Attention {
         let scores = q.matmul(k_t.clone()); // [B, K, G·L, L_k]
         let probs = kernels::attention_probs(scores, l, Visibility { cache_len: mask.cache_len, real: mask.host() });
         let y = probs.matmul(v.clone()).reshape([b, n_h, l, h]); // [B, H, L, h]
-        let y = y.swap_dims(1, 2).reshape([b, l, n_h * h]); // [B, L, H·h]
-        AttentionOutput { y: self.o_proj.forward(y), kv: LayerKv { k_t, v } }
+        (y.swap_dims(1, 2).reshape([b, l, n_h * h]), LayerKv { k_t, v }) // [B, L, H·h]
     }
 
     /// Appends the new keys and values to the cached ones (kᵀ made contiguous, see [`LayerKv`]).
@@ -297,6 +334,32 @@ mod tests {
     use crate::rope::RotaryEmbeddingConfig;
     use crate::test_device;
     use burn::tensor::{Distribution, Int};
+
+    impl Attention {
+        /// The forward pass through the given path (the host path needs f32 on flex without autodiff).
+        fn forward_with(&self, input: AttentionInput, host: bool) -> AttentionOutput {
+            let AttentionInput { x, rope, mask, cache } = input;
+            let [b, l, d] = x.dims();
+            let x = x.reshape([b * l, d]);
+            let proj = |p: &Linear| {
+                let y = p.forward(x.clone());
+                let c = y.dims()[1];
+                y.reshape([b, l, c])
+            };
+            let ctx = Context { rope, mask, cache };
+            let qkv = Projected { q: proj(&self.q_proj), k: proj(&self.k_proj), v: proj(&self.v_proj), ctx };
+            let (y, kv) = if host { self.attend_host(qkv) } else { self.attend_plain(qkv) };
+            AttentionOutput { y: self.o_proj.forward(y), kv }
+        }
+
+        fn forward_plain(&self, input: AttentionInput) -> AttentionOutput {
+            self.forward_with(input, false)
+        }
+
+        fn forward_host(&self, input: AttentionInput) -> AttentionOutput {
+            self.forward_with(input, true)
+        }
+    }
 
     fn bools(t: Tensor<4, Bool>) -> Vec<bool> {
         t.into_data().try_to_vec().unwrap()

@@ -56,7 +56,7 @@ pub(crate) fn host_kernels<const D: usize>(t: &Tensor<D>) -> bool {
 /// Whether `device` is a flex device. The library enables no backend, so it cannot name flex's device type;
 /// burn's `Debug` output of a device names its backend (`Device<Flex(Cpu)>`), which the test
 /// `host_kernels_only_on_flex_without_autodiff` pins.
-fn is_flex(device: &Device) -> bool {
+pub(crate) fn is_flex(device: &Device) -> bool {
     format!("{device:?}").starts_with("Device<Flex")
 }
 

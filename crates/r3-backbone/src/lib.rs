@@ -11,6 +11,8 @@
 //!   the attention mask and softmax, RMSNorm and SiLU·up through one-pass host kernels (`kernels.rs`, with a
 //!   vectorised `exp`); on an autodiff device (training) and on every other backend it runs plain burn ops, which
 //!   are differentiable. Both paths agree to 1e-6 (unit tests) and pass the golden tests.
+//! - Padded new tokens (left-padded prompts, right-padded targets) are packed out of every position-wise layer
+//!   ([`Rows`]): projections, norms and the MLP run over the real tokens only, attention over the padded layout.
 //! - [`import::load_gguf`] builds a [`Backbone`] from a GGUF file (dequantising tensor by tensor, undoing
 //!   llama.cpp's q/k permutation for llama files); [`inference::greedy_generate`] decodes greedily.
 //! - [`gguf::Gguf`] reads a GGUF v2/v3 header with every length checked against the file, and
@@ -59,6 +61,7 @@ pub mod import;
 pub mod inference;
 mod kernels;
 pub mod model;
+pub mod pack;
 pub mod rope;
 pub mod vocab;
 
@@ -68,6 +71,14 @@ pub use hf::{export_hf_dir, load_hf_dir, load_hf_dir_with};
 pub use import::{LoadOptions, LoadedBackbone, load_gguf, load_gguf_with};
 pub use inference::{KvCache, LayerKv, greedy_generate};
 pub use model::{Backbone, HiddenInput, HiddenOutput};
+pub use pack::Rows;
+
+/// Whether `device` is a flex (CPU) device, where kernels over a tensor's host storage apply (the inference
+/// kernels here, the fused optimizer of `r3-train`). The library enables no backend, so it cannot name flex's
+/// device type; this reads burn's `Debug` output of the device (pinned by a test).
+pub fn is_flex(device: &burn::tensor::Device) -> bool {
+    kernels::is_flex(device)
+}
 
 /// The device of the unit tests (the flex CPU backend, enabled for tests only).
 #[cfg(test)]

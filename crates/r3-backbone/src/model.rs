@@ -14,10 +14,11 @@ use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNor
 use burn::tensor::activation::silu;
 use burn::tensor::{Bool, Device, Int, Tensor};
 
-use crate::attention::{Attention, AttentionConfig, AttentionInput, AttentionMask, AttentionOutput};
+use crate::attention::{Attention, AttentionConfig, AttentionInput, AttentionMask, AttentionOutput, Context};
 use crate::config::BackboneConfig;
-use crate::inference::KvCache;
+use crate::inference::{KvCache, LayerKv};
 use crate::kernels;
+use crate::pack::Rows;
 use crate::rope::{RotaryEmbedding, RotaryEmbeddingConfig};
 
 /// Configuration of [`Mlp`].
@@ -112,12 +113,25 @@ impl DecoderLayer {
     /// - x: `[B, L, d]`; mask `[B, 1, L, L_c + L]`
     /// - y: `[B, L, d]`
     pub fn forward(&self, input: AttentionInput) -> AttentionOutput {
-        let residual = input.x.clone();
-        let x = norm(&self.input_layernorm, input.x);
-        let AttentionOutput { y, kv } = self.self_attn.forward(AttentionInput { x, ..input });
-        let h = residual + y;
+        let AttentionInput { x, rope, mask, cache } = input;
+        let [b, l, d] = x.dims();
+        let rows = Rows::dense(b, l);
+        let (y, kv) = self.forward_rows(x.reshape([b * l, d]), &rows, Context { rope, mask, cache });
+        AttentionOutput { y: rows.unpack(y), kv }
+    }
+
+    /// [`DecoderLayer::forward`] over the rows of a possibly packed batch: the residual stream, the norms and
+    /// the MLP hold only the rows ([`Rows`]).
+    ///
+    /// # Shapes
+    /// - x: `[rows, d]`
+    /// - y: `[rows, d]`
+    fn forward_rows(&self, x: Tensor<2>, rows: &Rows, ctx: Context) -> (Tensor<2>, LayerKv) {
+        let normed = norm(&self.input_layernorm, x.clone());
+        let (y, kv) = self.self_attn.forward_rows(normed, rows, ctx);
+        let h = x + y;
         let y = h.clone() + self.mlp.forward(norm(&self.post_attention_layernorm, h));
-        AttentionOutput { y, kv }
+        (y, kv)
     }
 }
 
@@ -246,6 +260,7 @@ impl Backbone {
             assert_eq!(p.dims(), [b, l], "padding mask shape");
         }
         let all_real = |n| Tensor::<2, Bool>::ones([b, n], &device);
+        let new_padding = padding.clone();
         let padding = match (cached_padding, padding) {
             (None, None) => None,
             (None, Some(p)) if cache_len == 0 => Some(p),
@@ -267,14 +282,18 @@ impl Backbone {
 
         let rope = self.rope.tables(positions, embeddings.dtype());
         let mask = AttentionMask::new(padding.clone(), cache_len, l);
-        let mut x = embeddings;
+        // Padded new tokens are left out of every position-wise layer (crate::pack); one new token never is.
+        let rows = if l > 1 { Rows::from_padding(new_padding.as_ref()) } else { None };
+        let rows = rows.unwrap_or_else(|| Rows::dense(b, l));
+        let mut x = rows.pack(embeddings); // [rows, d]
         let mut layers = Vec::with_capacity(self.layers.len());
         for (layer, cache) in self.layers.iter().zip(cached_layers) {
-            let out = layer.forward(AttentionInput { x, rope: rope.clone(), mask: mask.clone(), cache });
-            x = out.y;
-            layers.push(out.kv);
+            let ctx = Context { rope: rope.clone(), mask: mask.clone(), cache };
+            let (y, kv) = layer.forward_rows(x, &rows, ctx);
+            x = y;
+            layers.push(kv);
         }
-        HiddenOutput { hidden: norm(&self.norm, x), cache: KvCache { layers, padding } }
+        HiddenOutput { hidden: rows.unpack(norm(&self.norm, x)), cache: KvCache { layers, padding } } // [B, L, d]
     }
 
     /// The logits at the given hidden states. Select the positions first (the last one, a target span): the
@@ -379,6 +398,62 @@ mod tests {
             assert_eq!(out.cache.len(), l);
             let d = maxdiff(full, Tensor::cat(parts, 1));
             assert!(d < 1e-5, "{arch:?}: maxdiff {d}");
+        }
+    }
+
+    /// A padded batch is packed (crate::pack) and gives, at its real positions, the outputs and the gradients of
+    /// its rows run alone: left padding (prompts) and right padding (targets) alike.
+    #[test]
+    fn packed_batch_gives_the_rows_alone_with_gradients() {
+        let device = test_device().autodiff();
+        for arch in [Arch::Llama, Arch::Qwen2] {
+            let m = randomized(&tiny(arch, arch == Arch::Llama), &device);
+            let rows: [&[i64]; 3] = [&[4, 8, 15], &[16, 23, 42, 7, 9], &[1, 2]];
+            let l = 5;
+            for left in [true, false] {
+                let mut ids: Vec<i64> = Vec::new();
+                let mut real: Vec<bool> = Vec::new();
+                for r in rows {
+                    let pad = l - r.len();
+                    let (ri, rr) = (r.to_vec(), vec![true; r.len()]);
+                    let (pi, pr) = (vec![0i64; pad], vec![false; pad]);
+                    if left {
+                        ids.extend(pi.iter().chain(&ri));
+                        real.extend(pr.iter().chain(&rr));
+                    } else {
+                        ids.extend(ri.iter().chain(&pi));
+                        real.extend(rr.iter().chain(&pr));
+                    }
+                }
+                let padding = Tensor::<2, Bool>::from_data(TensorData::new(real.clone(), [3, l]), &device);
+                assert!(Rows::from_padding(Some(&padding)).unwrap().is_packed());
+                let x = m.embed(Tensor::from_data(TensorData::new(ids, [3, l]), &device));
+                let w = Tensor::<3>::random([3, l, 32], Distribution::Normal(0.0, 1.0), &device);
+                let hidden = m.hidden(HiddenInput::new(x).with_padding(padding.clone())).hidden;
+                let keep = padding.clone().float().reshape([3, l, 1]);
+                let grads = (hidden.clone() * keep * w.clone()).sum().backward();
+                let g_batch = m.layers[0].mlp.up_proj.weight.val().grad(&grads).unwrap();
+
+                let mut g_alone = None;
+                for (i, r) in rows.iter().enumerate() {
+                    let n = r.len();
+                    let at = if left { l - n } else { 0 };
+                    let x = m.embed(Tensor::from_data(TensorData::new(r.to_vec(), [1, n]), &device));
+                    let alone = m.hidden(HiddenInput::new(x)).hidden; // [1, n, d]
+                    let got = hidden.clone().narrow(0, i, 1).narrow(1, at, n);
+                    let d = maxdiff(alone.clone(), got);
+                    assert!(d < 1e-5, "{arch:?}, left {left}, row {i}: maxdiff {d}");
+                    let grads = (alone * w.clone().narrow(0, i, 1).narrow(1, at, n)).sum().backward();
+                    let g = m.layers[0].mlp.up_proj.weight.val().grad(&grads).unwrap();
+                    g_alone = Some(match g_alone {
+                        None => g,
+                        Some(acc) => acc + g,
+                    });
+                }
+                let (a, b) = (g_batch.reshape([1, 32, 40]), g_alone.unwrap().reshape([1, 32, 40]));
+                let d = maxdiff(a, b);
+                assert!(d < 1e-5, "{arch:?}, left {left}: gradient maxdiff {d}");
+            }
         }
     }
 

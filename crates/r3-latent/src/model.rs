@@ -25,7 +25,7 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Bool, DType, Device, Int, Tensor, TensorData};
-use r3_backbone::{Backbone, HiddenInput, KvCache};
+use r3_backbone::{Backbone, HiddenInput, KvCache, Rows};
 use r3_data::SftBatch;
 
 use crate::ratt::{LatentRatt, LatentRattConfig};
@@ -316,7 +316,15 @@ impl LatentModel {
             last_prompt() // N = 0, T = 1: the prompt's last position predicts the only target token.
         } else {
             let x = Tensor::cat(inputs, 1); // [B, N + T − 1, d]
-            let out = self.backbone.hidden(HiddenInput::new(x).with_cache(Some(prefix.cache.clone())));
+            // Input y_j is only needed when y_{j+1} is real: mark the rest as (right) padding, which the backbone
+            // leaves out of its position-wise layers and which no real position attends to (causal).
+            let mut real = vec![targets.real.clone().narrow(1, 1, t - 1)];
+            if n > 0 {
+                real.insert(0, Tensor::<2, Bool>::ones([b, n], &x.device()));
+            }
+            let padding = Tensor::cat(real, 1); // [B, N + T − 1]
+            let input = HiddenInput::new(x).with_cache(Some(prefix.cache.clone())).with_padding(padding);
+            let out = self.backbone.hidden(input);
             if n == 0 {
                 Tensor::cat(vec![last_prompt(), out.hidden], 1) // [B, T, d]
             } else {
@@ -434,10 +442,13 @@ impl LatentModel {
     /// - output: `[B, T]`
     fn logp_at(&self, hidden: Tensor<3>, targets: &Targets) -> Tensor<2> {
         let [b, t, _] = hidden.dims();
-        let logits = self.backbone.logits(hidden); // [B, T, V]
+        // Logits only at real target positions: the vocabulary-wide matmul is the largest one of pass 2.
+        let rows = Rows::from_padding(Some(&targets.real)).expect("a padding mask gives rows");
+        let logits = self.backbone.logits(rows.pack(hidden)); // [rows, V]
         let logits = if logits.dtype() == DType::F32 { logits } else { logits.cast(DType::F32) };
-        let logp = log_softmax(logits, 2).gather(2, targets.ids.clone().reshape([b, t, 1])); // [B, T, 1]
-        logp.reshape([b, t]).mask_fill(targets.real.clone().bool_not(), 0.0) // [B, T]
+        let n = rows.count();
+        let logp = log_softmax(logits, 1).gather(1, rows.pack_ids(targets.ids.clone()).reshape([n, 1])); // [rows, 1]
+        rows.unpack(logp).reshape([b, t]).mask_fill(targets.real.clone().bool_not(), 0.0) // [B, T]
     }
 
     /// Checks the batch's layout against the model (a mismatch is a bug in the caller).

@@ -11,13 +11,14 @@
 
 use std::path::Path;
 
-use burn::optim::{AdamWConfig, ModuleOptimizer};
+use burn::optim::ModuleOptimizer;
 use r3_data::Template;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
 use crate::error::{Error, Result};
+use crate::optim::FusedAdamW;
 
 /// The whole configuration of an SFT run (BIGRec, or the LatentR³ warm-up stage, PAPER.md §4 stage 1).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -313,16 +314,17 @@ impl OptimizerSettings {
         Ok(())
     }
 
-    /// burn's AdamW with these β, ε and weight decay (the learning rate is given at each step).
+    /// AdamW with these β, ε and weight decay (the learning rate is given at each step): [`FusedAdamW`], burn's
+    /// AdamW in one pass per parameter on flex (same update and checkpoint format, `crate::optim`).
     pub fn adamw(&self) -> ModuleOptimizer {
         // NOTE: burn's AdamW applies the decay as `w · (1 − lr·λ)` like torch's AdamW; clipping is done globally by
-        // the trainer, so no per-tensor `grad_clipping` is configured here.
-        AdamWConfig::new()
-            .with_beta_1(self.beta1 as f32)
-            .with_beta_2(self.beta2 as f32)
-            .with_epsilon(self.eps as f32)
-            .with_weight_decay(self.weight_decay as f32)
-            .init()
+        // the trainer, so no per-tensor gradient clipping is configured here.
+        ModuleOptimizer::from(FusedAdamW::new(
+            self.beta1 as f32,
+            self.beta2 as f32,
+            self.eps as f32,
+            self.weight_decay as f32,
+        ))
     }
 }
 

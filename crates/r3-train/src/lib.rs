@@ -41,6 +41,7 @@ pub mod grads;
 pub mod latent;
 pub mod lora;
 mod model;
+pub mod optim;
 pub mod parallel;
 pub mod progress;
 pub mod run;

@@ -78,11 +78,15 @@ impl std::fmt::Debug for SftData {
     }
 }
 
+const MODEL_HELD: &str = "the trainer holds its model between optimizer steps";
+
 /// The SFT trainer. Build it with [`SftTrainer::new`] (a fresh run) or [`SftTrainer::resume`], then call
 /// [`SftTrainer::run`].
 pub struct SftTrainer<M: SftModel> {
     config: SftConfig,
-    model: M,
+    /// `None` only while an optimizer step holds it: the optimizer gets the one reference to the parameters, so
+    /// that it can update them in place (`crate::optim`).
+    model: Option<M>,
     optimizer: ModuleOptimizer,
     data: SftData,
     device: Device,
@@ -136,20 +140,19 @@ fn batch_grads<M: SftModel>(model: &M, batches: &[SftBatch], tokens: usize) -> R
     Ok((grads, nll_sum))
 }
 
-/// The inputs of [`apply_update`]: the loss of the global batch, its (summed) gradients, the clipping norm, the
-/// learning rate, the 1-based step and the last checkpoint (both for messages).
+/// The inputs of [`checked_update`]: the loss of the global batch, its (summed) gradients, the clipping norm, the
+/// 1-based step and the last checkpoint (both for messages).
 struct Update<'a> {
     loss: f64,
     grads: GradientsParams,
     clip: f64,
-    lr: f64,
     step: u64,
     checkpoint: &'a str,
 }
 
-/// The end of a step on one device or one peer: checks the loss, clips the gradients by their global norm and
-/// steps. Returns the new model and the norm before clipping.
-fn apply_update<M: SftModel>(model: &M, optimizer: &mut ModuleOptimizer, u: Update<'_>) -> Result<(M, f64)> {
+/// The end of a step on one device or one peer, before the optimizer: checks the loss, clips the gradients by their
+/// global norm and checks it. Returns the clipped gradients and the norm before clipping.
+fn checked_update<M: SftModel>(model: &M, u: Update<'_>) -> Result<(GradientsParams, f64)> {
     if !u.loss.is_finite() {
         return Err(Error::NonFinite { step: u.step, what: "loss", value: u.loss, checkpoint: u.checkpoint.into() });
     }
@@ -169,19 +172,19 @@ fn apply_update<M: SftModel>(model: &M, optimizer: &mut ModuleOptimizer, u: Upda
             checkpoint: u.checkpoint.into(),
         });
     }
-    Ok((optimizer.step(u.lr, model.clone(), grads), norm))
+    Ok((grads, norm))
 }
 
-/// One data-parallel step of one peer: the gradients of its micro-batches, the all-reduce, then the same update
-/// as every other peer. Returns the new model, the loss of the global batch and the gradient norm.
+/// One data-parallel step of one peer up to the optimizer: the gradients of its micro-batches, the all-reduce, then
+/// the same checks and clipping as every other peer. Returns the clipped gradients, the loss of the global batch
+/// and the gradient norm.
 fn peer_step<M: SftModel>(
     model: &M,
-    optimizer: &mut ModuleOptimizer,
     peer: &Peer,
-    job: (&[SftBatch], usize, f64, f64, u64),
+    job: (&[SftBatch], usize, f64, u64),
     checkpoint: &str,
-) -> Result<(M, f64, f64)> {
-    let (batches, tokens, lr, clip, step) = job;
+) -> Result<(GradientsParams, f64, f64)> {
+    let (batches, tokens, clip, step) = job;
     let (share, local_err) = match batch_grads(model, batches, tokens) {
         Ok((grads, nll)) => (PeerShare { grads, scalars: vec![nll], failure: None }, None),
         Err(e) => (PeerShare { grads: None, scalars: vec![0.0], failure: Some(e.to_string()) }, Some(e)),
@@ -194,8 +197,8 @@ fn peer_step<M: SftModel>(
     }
     let (grads, scalars) = reduced?;
     let loss = scalars[0] / tokens as f64;
-    let (model, norm) = apply_update(model, optimizer, Update { loss, grads, clip, lr, step, checkpoint })?;
-    Ok((model, loss, norm))
+    let (grads, norm) = checked_update(model, Update { loss, grads, clip, step, checkpoint })?;
+    Ok((grads, loss, norm))
 }
 
 /// The optimizer steps of a run: `epochs · ⌈n / batch⌉` (the last global batch of an epoch may be smaller),
@@ -268,7 +271,7 @@ impl<M: SftModel> SftTrainer<M> {
         Ok(SftTrainer {
             optimizer: adamw(&config),
             config,
-            model,
+            model: Some(model),
             data,
             device,
             run_dir,
@@ -296,7 +299,7 @@ impl<M: SftModel> SftTrainer<M> {
             optimizer: adamw(&config),
             state: TrainerState::fresh(total_steps(&config, data.train.len())),
             config,
-            model,
+            model: Some(model),
             data,
             device,
             run_dir: run_dir.to_path_buf(),
@@ -363,18 +366,18 @@ impl<M: SftModel> SftTrainer<M> {
     pub fn with_parallel(mut self, parallel: &ParallelConfig) -> Result<Self> {
         let mut peers = parallel.connect()?.into_iter();
         let peer = peers.next().ok_or_else(|| Error::Parallel { message: "no local peer".into() })?;
-        self.model = peer.sync_from_rank0(self.model)?;
+        self.model = Some(peer.sync_from_rank0(self.take_model())?);
         let mut workers = Vec::new();
         for p in peers {
             let device = p.device().clone().autodiff();
-            let mut model = self.model.clone().fork(&device);
+            let mut model = Some(self.model().clone().fork(&device));
             let mut optimizer = self.optimizer.clone();
             let rank = p.rank();
             let work = move |job: SftJob| -> Result<()> {
                 let SftJob::Step { batches, tokens, lr, clip, step } = job;
-                let (next, _, _) =
-                    peer_step(&model, &mut optimizer, &p, (&batches, tokens, lr, clip, step), "(rank 0's)")?;
-                model = next;
+                let current = model.take().expect("the worker's replica");
+                let (grads, _, _) = peer_step(&current, &p, (&batches, tokens, clip, step), "(rank 0's)")?;
+                model = Some(optimizer.step(lr, current, grads));
                 Ok(())
             };
             workers.push(Worker::spawn(format!("r3-sft-peer-{rank}"), work)?);
@@ -388,6 +391,16 @@ impl<M: SftModel> SftTrainer<M> {
         );
         self.parallel = Some(SftParallel { peer, workers, _model: std::marker::PhantomData });
         Ok(self)
+    }
+
+    /// The model (the trainer holds it between steps).
+    fn model(&self) -> &M {
+        self.model.as_ref().expect(MODEL_HELD)
+    }
+
+    /// Takes the model out for an optimizer step or the end of the run.
+    fn take_model(&mut self) -> M {
+        self.model.take().expect(MODEL_HELD)
     }
 
     /// The run folder.
@@ -408,7 +421,7 @@ impl<M: SftModel> SftTrainer<M> {
     /// The validation loss of the current model: Σ NLL / Σ target tokens over the validation set, in
     /// micro-batches, on an inference copy of the model (no autodiff tape).
     pub fn validation_loss(&self) -> f64 {
-        let model = self.model.valid();
+        let model = self.model().valid();
         let (mut sum, mut tokens) = (0.0f64, 0usize);
         for chunk in self.data.valid.chunks(self.config.train.micro_batch) {
             let batch = (self.data.collate)(chunk);
@@ -444,7 +457,7 @@ impl<M: SftModel> SftTrainer<M> {
     fn save_checkpoint(&mut self) -> Result<()> {
         let dir = checkpoint::save(
             &self.run_dir,
-            &self.model,
+            self.model(),
             &self.optimizer,
             &self.state,
             self.config.run.keep_checkpoints,
@@ -486,20 +499,22 @@ impl<M: SftModel> SftTrainer<M> {
                 w.send(SftJob::Step { batches, tokens, lr, clip, step })?;
             }
             let mine: Vec<SftBatch> = share(par.peer.rank()).collect();
-            let result =
-                peer_step(&self.model, &mut self.optimizer, &par.peer, (&mine, tokens, lr, clip, step), &checkpoint);
+            let result = peer_step(self.model(), &par.peer, (&mine, tokens, clip, step), &checkpoint);
             // Every worker answers (they all passed the same all-reduce); the trainer's own error comes first.
             let answers: Vec<Result<()>> = par.workers.iter().map(Worker::wait).collect();
-            let (model, loss, norm) = result?;
+            let (grads, loss, norm) = result?;
             answers.into_iter().collect::<Result<Vec<()>>>()?;
-            self.model = model;
+            let model = self.take_model();
+            self.model = Some(self.optimizer.step(lr, model, grads));
             return Ok((loss, norm, tokens));
         }
-        let (grads, nll_sum) = batch_grads(&self.model, &micro, tokens)?;
+        let (grads, nll_sum) = batch_grads(self.model(), &micro, tokens)?;
         let loss = nll_sum / tokens as f64;
-        let update = Update { loss, grads: grads.unwrap_or_default(), clip, lr, step, checkpoint: &checkpoint };
-        let (model, norm) = apply_update(&self.model, &mut self.optimizer, update)?;
-        self.model = model;
+        let update = Update { loss, grads: grads.unwrap_or_default(), clip, step, checkpoint: &checkpoint };
+        let (grads, norm) = checked_update(self.model(), update)?;
+        // The trainer lets go of the parameters for the step, so that the optimizer holds their only reference.
+        let model = self.take_model();
+        self.model = Some(self.optimizer.step(lr, model, grads));
         Ok((loss, norm, tokens))
     }
 
@@ -592,7 +607,7 @@ impl<M: SftModel> SftTrainer<M> {
                     tracing::warn!(step = self.state.step, "stopped by the stop_after_steps hook");
                     let summary = self.summary(true);
                     self.progress.on_end(&summary);
-                    return Ok(SftOutcome { model: self.model, summary });
+                    return Ok(SftOutcome { model: self.take_model(), summary });
                 }
                 if epoch_end {
                     continue 'epochs;
@@ -606,13 +621,13 @@ impl<M: SftModel> SftTrainer<M> {
         {
             let dir = checkpoint::step_dir(&self.run_dir, best);
             tracing::info!(checkpoint = %dir.display(), best_step = best, "restoring the best checkpoint");
-            self.model = checkpoint::load_model(&dir, self.model)?;
+            self.model = Some(checkpoint::load_model(&dir, self.take_model())?);
         }
         let summary = self.summary(false);
         run::write_json(&self.run_dir.join("summary.json"), &summary)?;
         tracing::info!(summary = ?summary, "SFT run finished");
         self.progress.on_end(&summary);
-        Ok(SftOutcome { model: self.model, summary })
+        Ok(SftOutcome { model: self.take_model(), summary })
     }
 
     fn evaluate(&mut self, metrics: &mut MetricsWriter, epoch: usize) -> Result<()> {

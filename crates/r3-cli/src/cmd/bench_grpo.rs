@@ -20,7 +20,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use r3_data::{Dataset, EncodedSample, SftBatch, Split};
 use r3_decode::CatalogueTrie;
 use r3_grpo::{
@@ -28,6 +28,7 @@ use r3_grpo::{
     freeze_backbone, latent_noise, naive_noisy_logp, surrogate,
 };
 use r3_rewards::{Registry, RewardInput, Sample};
+use r3_train::optim::FusedAdamW;
 use r3_train::{LatentSetup, SftConfig, build_latent, load_model_dir};
 
 use super::bench::{CommonArgs, median, time_runs};
@@ -140,7 +141,7 @@ pub fn run(args: &GrpoBenchArgs) -> anyhow::Result<()> {
     };
     let reward = Registry::default().build(&specs)?;
     let settings = StepSettings { group_size: args.k, advantage, epsilon_low: 0.2, epsilon_high: 0.28, beta: 0.0 };
-    let mut optimizer = AdamWConfig::new().with_weight_decay(0.0).init();
+    let mut optimizer = ModuleOptimizer::from(FusedAdamW::new(0.9, 0.999, 1e-8, 0.0));
     let mut model = model;
     let (mut last_loss, mut last_reward, mut rollout_tokens) = (f64::NAN, f64::NAN, 0usize);
     let times = time_runs(
