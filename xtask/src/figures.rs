@@ -296,6 +296,20 @@ fn largest<'a>(
         .collect()
 }
 
+/// The bar labels of `found`: each experiment's row, with its scale when the results mix scales (a smoke bar
+/// beside cpu bars is not comparable, and must say so).
+fn categories(found: &[(&Experiment, &ResultFile)]) -> Vec<String> {
+    let first = found.first().map(|(_, r)| r.scale.to_string());
+    let mixed = found.iter().any(|(_, r)| Some(r.scale.to_string()) != first);
+    found
+        .iter()
+        .map(|(e, r)| {
+            let row = e.manifest.paper.row.clone();
+            if mixed { format!("{row} ({})", r.scale) } else { row }
+        })
+        .collect()
+}
+
 fn scales_of(found: &[(&Experiment, &ResultFile)]) -> String {
     let mut s: Vec<String> = found.iter().map(|(_, r)| format!("{} {}", r.column, r.scale)).collect();
     s.sort();
@@ -423,7 +437,7 @@ pub fn build(experiments: &[Experiment], results: &Results) -> Vec<(String, (u32
             Figure::Bars(Bars {
                 title: format!("inference time per user ({})", scales_of(&inf)),
                 y_desc: "seconds per user (mean)".into(),
-                categories: inf.iter().map(|(e, _)| e.manifest.paper.row.clone()).collect(),
+                categories: categories(&inf),
                 series,
             }),
         ));
