@@ -283,8 +283,10 @@ impl Backbone {
         let rope = self.rope.tables(positions, embeddings.dtype());
         let mask = AttentionMask::new(padding.clone(), cache_len, l);
         // Padded new tokens are left out of every position-wise layer (crate::pack); one new token never is.
-        let rows = if l > 1 { Rows::from_padding(new_padding.as_ref()) } else { None };
-        let rows = rows.unwrap_or_else(|| Rows::dense(b, l));
+        let rows = match &new_padding {
+            Some(p) if l > 1 => Rows::from_padding(p),
+            _ => Rows::dense(b, l),
+        };
         let mut x = rows.pack(embeddings); // [rows, d]
         let mut layers = Vec::with_capacity(self.layers.len());
         for (layer, cache) in self.layers.iter().zip(cached_layers) {
@@ -426,7 +428,7 @@ mod tests {
                     }
                 }
                 let padding = Tensor::<2, Bool>::from_data(TensorData::new(real.clone(), [3, l]), &device);
-                assert!(Rows::from_padding(Some(&padding)).unwrap().is_packed());
+                assert!(Rows::from_padding(&padding).is_packed());
                 let x = m.embed(Tensor::from_data(TensorData::new(ids, [3, l]), &device));
                 let w = Tensor::<3>::random([3, l, 32], Distribution::Normal(0.0, 1.0), &device);
                 let hidden = m.hidden(HiddenInput::new(x).with_padding(padding.clone())).hidden;

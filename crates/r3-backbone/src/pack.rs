@@ -36,11 +36,10 @@ impl Rows {
 
     /// The rows of a batch with the padding `[B, L]` (`true` = real): packed when enough of it is padding
     /// ([`MIN_PADDED_FRACTION`]), dense otherwise. Reads the mask back to the host.
-    pub fn from_padding(padding: Option<&Tensor<2, Bool>>) -> Option<Self> {
-        let p = padding?;
-        let [batch, len] = p.dims();
-        let real: Vec<bool> = p.clone().int().into_data().iter::<i64>().map(|v| v != 0).collect();
-        Some(Self::from_host(&real, batch, len, &p.device()))
+    pub fn from_padding(padding: &Tensor<2, Bool>) -> Self {
+        let [batch, len] = padding.dims();
+        let real: Vec<bool> = padding.clone().int().into_data().iter::<i64>().map(|v| v != 0).collect();
+        Self::from_host(&real, batch, len, &padding.device())
     }
 
     /// As [`Rows::from_padding`], from a host mask `[B, L]` row-major.
@@ -144,7 +143,6 @@ mod tests {
         assert!(!Rows::from_host(&real, 4, 8, &device).is_packed());
         real[8] = false; // 2/32 = 1/16
         assert!(Rows::from_host(&real, 4, 8, &device).is_packed());
-        assert!(Rows::from_padding(None).is_none());
     }
 
     /// Gradients flow through both directions: d(sum(unpack(pack(x)) ⊙ w))/dx = w at real positions, 0 at padding.

@@ -443,7 +443,7 @@ impl LatentModel {
     fn logp_at(&self, hidden: Tensor<3>, targets: &Targets) -> Tensor<2> {
         let [b, t, _] = hidden.dims();
         // Logits only at real target positions: the vocabulary-wide matmul is the largest one of pass 2.
-        let rows = Rows::from_padding(Some(&targets.real)).expect("a padding mask gives rows");
+        let rows = Rows::from_padding(&targets.real);
         let logits = self.backbone.logits(rows.pack(hidden)); // [rows, V]
         let logits = if logits.dtype() == DType::F32 { logits } else { logits.cast(DType::F32) };
         let n = rows.count();
