@@ -232,6 +232,14 @@ pub struct RunSpec {
     /// (str) eval: `bigrec` (default) or `d3`.
     #[serde(default)]
     pub decoding: Decoding,
+    /// (str) eval with `decoding = "d3"`: D3's assistant, the id of an earlier baseline run (SASRec in D3) whose
+    /// model guides the beam search (`latentr3 eval --assistant RUN/model`).
+    #[serde(default)]
+    pub assistant: Option<String>,
+    /// (float) eval with `assistant`: D3's guidance scale (`--guidance-scale`; 1 = the LLM alone, 0 = the
+    /// assistant alone). Required with `assistant`.
+    #[serde(default)]
+    pub guidance_scale: Option<f32>,
     /// (list) eval, baseline: extra command-line arguments at every scale.
     #[serde(default)]
     pub args: Vec<String>,
@@ -439,6 +447,25 @@ impl Manifest {
                 }
                 _ => {}
             }
+            match (&r.assistant, r.guidance_scale) {
+                (None, None) => {}
+                (None, Some(_)) => bail!("{what}: `guidance_scale` needs `assistant` (the id of a baseline run)"),
+                (Some(_), _) if kind != RunKind::Eval || r.decoding != Decoding::D3 => {
+                    bail!("{what}: `assistant` guides D3's decoding: only an eval run with `decoding = \"d3\"` has one")
+                }
+                (Some(a), _)
+                    if !seen.contains(a.as_str()) || self.run(a).map(RunSpec::kind) != Some(RunKind::Baseline) =>
+                {
+                    bail!(
+                        "{what}: `assistant = \"{a}\"` names no earlier baseline run (list the assistant's run first)"
+                    )
+                }
+                (Some(_), None) => bail!(
+                    "{what}: an `assistant` needs `guidance_scale` (D3's scale: 1 = the LLM alone, 0 = the assistant alone)"
+                ),
+                (Some(_), Some(g)) if !g.is_finite() => bail!("{what}: `guidance_scale` must be a finite number"),
+                _ => {}
+            }
             if !seen.insert(r.id.as_str()) {
                 bail!("{what}: two runs share this id");
             }
@@ -616,6 +643,33 @@ run = "test"
         assert!(e.contains("needs `baseline`"), "{e}");
         let e = err(&CHAIN.replace("kind = \"sft\"\n", "kind = \"sft\"\nmodel = \"x\"\n"));
         assert!(e.contains("`model` and `args` are for eval and baseline runs"), "{e}");
+    }
+
+    #[test]
+    fn d3_guidance_names_an_earlier_baseline_run_and_a_scale() {
+        let assistant =
+            "[[run]]\nid = \"assistant\"\nkind = \"baseline\"\nmodel = \"sasrec\"\n\n[[run]]\nid = \"test\"";
+        let guided = CHAIN
+            .replace("[[run]]\nid = \"test\"", assistant)
+            .replace("decoding = \"d3\"\n", "decoding = \"d3\"\nassistant = \"assistant\"\nguidance_scale = 0.5\n");
+        let m = Manifest::parse(&guided, "m.toml").unwrap();
+        let test = m.run("test").unwrap();
+        assert_eq!((test.assistant.as_deref(), test.guidance_scale), (Some("assistant"), Some(0.5)));
+        // The scale is required, finite, and only with an assistant.
+        let e = err(&guided.replace("guidance_scale = 0.5\n", ""));
+        assert!(e.contains("needs `guidance_scale`"), "{e}");
+        let e = err(&guided.replace("guidance_scale = 0.5", "guidance_scale = nan"));
+        assert!(e.contains("finite"), "{e}");
+        let e = err(&guided.replace("assistant = \"assistant\"\n", ""));
+        assert!(e.contains("`guidance_scale` needs `assistant`"), "{e}");
+        // Only D3's decoding is guided.
+        let e = err(&guided.replace("decoding = \"d3\"", "decoding = \"bigrec\""));
+        assert!(e.contains("only an eval run with `decoding = \"d3\"`"), "{e}");
+        // The assistant is an earlier baseline run.
+        let e = err(&guided.replace("assistant = \"assistant\"", "assistant = \"grpo\""));
+        assert!(e.contains("names no earlier baseline run"), "{e}");
+        let e = err(&guided.replace("assistant = \"assistant\"", "assistant = \"sasrec\""));
+        assert!(e.contains("`assistant = \"sasrec\"` names no earlier baseline run"), "{e}");
     }
 
     #[test]

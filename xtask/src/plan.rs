@@ -200,7 +200,16 @@ pub fn plan(manifest: &Manifest, setting: &Setting, stem: &str) -> anyhow::Resul
                 let batch = at.batch.unwrap_or(scale.default_batch());
                 let model = at.model.clone().or_else(|| run.model.clone());
                 let extra: Vec<String> = run.args.iter().chain(&at.args).cloned().collect();
-                let resolved = json!({
+                let assistant = match &run.assistant {
+                    Some(a) => Some(
+                        out.iter()
+                            .find(|p| &p.id == a)
+                            .cloned()
+                            .with_context(|| format!("run `{}`: its assistant `{a}` is not an earlier run", run.id))?,
+                    ),
+                    None => None,
+                };
+                let mut resolved = json!({
                     "kind": "eval",
                     "from": upstream.as_ref().map(|u| u.key.clone()),
                     "model": model,
@@ -213,6 +222,11 @@ pub fn plan(manifest: &Manifest, setting: &Setting, stem: &str) -> anyhow::Resul
                     "args": extra,
                     "device": device,
                 });
+                // Only guided evaluations carry the guidance, so that the keys of the others stay as they were.
+                if let Some(a) = &assistant {
+                    resolved["assistant"] = json!(a.key);
+                    resolved["guidance_scale"] = json!(run.guidance_scale);
+                }
                 let dir = store.join(run_key(&resolved));
                 let mut args: Vec<String> = vec!["eval".into()];
                 match (&upstream, &model) {
@@ -228,6 +242,11 @@ pub fn plan(manifest: &Manifest, setting: &Setting, stem: &str) -> anyhow::Resul
                 args.extend(["--seed".into(), "0".into(), "--decoding".into(), run.decoding.name().into()]);
                 args.extend(["--batch".into(), batch.to_string(), "--out".into(), dir.display().to_string()]);
                 args.extend(["--device".into(), device.clone()]);
+                if let Some(a) = &assistant {
+                    let scale = run.guidance_scale.unwrap_or(1.0);
+                    args.extend(["--assistant".into(), a.dir.join("model").display().to_string()]);
+                    args.extend(["--guidance-scale".into(), scale.to_string()]);
+                }
                 args.extend(extra);
                 (resolved, vec![args], None, users)
             }
@@ -381,6 +400,27 @@ mod tests {
         let paper = plan(&experiment("table1/cds-base").manifest, &setting(Scale::Paper, "cuda"), stem).unwrap();
         let eval = paper[0].commands[0].join(" ");
         assert!(!eval.contains("--limit") && eval.contains("--model qwen2.5-coder-1.5b"), "{eval}");
+    }
+
+    #[test]
+    fn d3_evaluations_are_guided_by_the_sasrec_run_of_the_sasrec_row() {
+        let s = setting(Scale::Cpu, "flex");
+        let stem = "CDs_and_Vinyl_5_2015-10-2018-11";
+        let sasrec = plan(&experiment("table1/cds-sasrec").manifest, &s, stem).unwrap();
+        let d3 = plan(&experiment("table1/cds-d3").manifest, &s, stem).unwrap();
+        let bigrec = plan(&experiment("table1/cds-bigrec").manifest, &s, stem).unwrap();
+        let (assistant, test) = (&d3[1], &d3[2]);
+        // The assistant is the SASRec row's own run: trained once, shared.
+        assert_eq!((assistant.kind, &assistant.key), (RunKind::Baseline, &sasrec[0].key));
+        let eval = test.commands[0].join(" ");
+        let model = assistant.dir.join("model");
+        assert!(eval.contains(&format!("--assistant {} --guidance-scale 0.5", model.display())), "{eval}");
+        assert!(eval.contains("--decoding d3"), "{eval}");
+        assert_eq!(test.resolved["assistant"], json!(assistant.key));
+        assert_eq!(test.resolved["guidance_scale"], json!(0.5));
+        // An unguided evaluation's resolved configuration has no guidance keys (its key is unchanged by them).
+        assert!(bigrec[1].resolved.get("assistant").is_none() && bigrec[1].resolved.get("guidance_scale").is_none());
+        assert!(!bigrec[1].commands[0].iter().any(|a| a == "--assistant"));
     }
 
     #[test]

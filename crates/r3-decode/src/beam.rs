@@ -112,6 +112,10 @@ impl<F: Fn(usize) -> Vec<f32>> ItemScorer for F {
 /// `cf(c) = ln((m(c) + 1e-20) / Σ_c' (m(c') + 1e-20))` with `m` the summed item weights of a subtree, and the
 /// processed log-prob is `scale · (log p − cf) + cf`. `scale = 1` is the plain search (exactly, as in D3's
 /// code); `scale = 0` ranks by the assistant alone.
+///
+/// NOTE: D3's `CFEnhancedLogitsProcessor` scores a subtree by its *largest* item probability (its comment reads
+/// "max or sum"); we use the sum, the assistant's probability of the prefix. The two agree wherever a subtree holds
+/// one item (the last tokens of most titles) and differ only in how shared title prefixes are weighed.
 #[derive(Clone, Copy)]
 pub struct Guidance<'a> {
     /// The assistant.
