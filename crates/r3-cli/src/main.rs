@@ -5,6 +5,7 @@
 //! `recommend`, `baseline train`, `baseline eval`. Logs go to stderr through `tracing` (`RUST_LOG` sets the level);
 //! results go to stdout (a table, or one JSON line with `--json`).
 
+mod allocator;
 mod cmd;
 mod device;
 mod model_source;
@@ -59,6 +60,7 @@ enum DataCommand {
 }
 
 fn main() -> std::process::ExitCode {
+    allocator::tune();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
