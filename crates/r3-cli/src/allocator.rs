@@ -5,14 +5,19 @@
 //! first touch, `munmap` on free. With `mmap_max=0` and a trim threshold that is never reached, freed buffers stay
 //! in the heap and the next tensor reuses their pages. Measured on the 2-core CPU of docs/performance.md: half the
 //! page faults of `latentr3 bench prefill` (317 k → 169 k, most of the rest being the weights' first load) and a
-//! 4 % shorter prefill, with the same peak memory in `bench sft`.
+//! 4 % shorter prefill, with the same peak memory in `bench sft`. `arena_max=1` keeps every thread on the main
+//! heap: without it, the model loader's threads each kept an arena of freed temporaries that is never trimmed
+//! (Qwen2.5-Coder-0.5B loaded: 2,586,268 KB resident against 2,539,556 KB with glibc's defaults; with it,
+//! 2,528,032 KB), and the compute does not slow down (tensor buffers are allocated by the thread running the
+//! graph).
 //!
 //! The settings are glibc tunables, read only at process start: [`tune`] therefore re-executes the binary once
 //! with `GLIBC_TUNABLES` extended (safe code; the workspace forbids `unsafe`, so `mallopt` is out). The user's own
 //! `glibc.malloc.*` tunables win, and `LATENTR3_MALLOC=default` keeps glibc's defaults.
 
 /// The tunables added to `GLIBC_TUNABLES`.
-pub const TUNABLES: &str = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=18446744073709551615";
+pub const TUNABLES: &str =
+    "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=18446744073709551615:glibc.malloc.arena_max=1";
 
 /// The variable that marks the re-executed process (and, set to `default` by the user, turns the tuning off).
 pub const MARKER: &str = "LATENTR3_MALLOC";
