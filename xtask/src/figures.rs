@@ -419,7 +419,13 @@ pub fn build(experiments: &[Experiment], results: &Results) -> Vec<(String, (u32
         out.push(("grpo-vs-lrgrpo".to_string(), (width, 450), Figure::Lines(Lines { panels })));
     }
 
-    let inf = largest(experiments, results, "inference-time");
+    let mut inf = largest(experiments, results, "inference-time");
+    // BIGRec and LatentR³ first, then CoT by its token budget (64, 128, 256), not in the order of the names.
+    inf.sort_by_key(|(e, r)| {
+        let row = &e.manifest.paper.row;
+        let number: usize = row.chars().filter(char::is_ascii_digit).collect::<String>().parse().unwrap_or(0);
+        (r.column.clone(), row.starts_with("CoT"), number, row.clone())
+    });
     if !inf.is_empty() {
         let mut columns: Vec<String> = inf.iter().map(|(_, r)| r.column.clone()).collect();
         columns.dedup();

@@ -24,7 +24,9 @@ const TABLES: [(&str, &str, &str, &[&str]); 7] = [
         "HR@K (H) and NDCG@K (N) on the test split. Traditional baselines (Caser, GRU4Rec, SASRec, AlphaRec) are \
          trained by `latentr3 baseline train` and evaluated on every test user (the LLM rows: a seeded subset at the \
          smoke and cpu scales); AlphaRec's shortened runs so far are in the hand-measured section at the end; CoT is \
-         `latentr3 eval --cot-tokens 128` on the untuned backbone. The paper's average relative gain of LatentR³: \
+         `latentr3 eval --cot-tokens 128` on the untuned backbone; the D3 rows decode with length penalty 0 guided \
+         by the SASRec of the SASRec row at guidance scale 0.5 (our choice: the paper gives no scale). The paper's \
+         average relative gain of LatentR³: \
          +17.0% over BIGRec, +8.4% over D3.",
         &["Caser", "GRU4Rec", "SASRec", "AlphaRec", "Base", "CoT", "BIGRec", "BIGRec+LatentR3", "D3", "D3+LatentR3"],
     ),

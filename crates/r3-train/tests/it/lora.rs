@@ -6,7 +6,13 @@ use burn::tensor::Tensor;
 use r3_train::lora::apply_lora;
 use r3_train::{LoraConfig, SftTrainer, checkpoint};
 
-use crate::{TinyLm, ad_device, config, data, loss_of, max_diff, samples, weights};
+use crate::{TinyLm, ad_device, config, data, device_rng, loss_of, max_diff, samples, weights};
+
+/// [`apply_lora`] holding the device's generator, which its adapters are drawn from.
+fn adapt(model: TinyLm, lora: &LoraConfig) -> r3_train::Result<TinyLm> {
+    let _rng = device_rng();
+    apply_lora(model, lora)
+}
 
 /// The number of parameter values that require gradients.
 fn trainable<M: Module>(model: &M) -> usize {
@@ -30,7 +36,7 @@ fn lora_trains_only_the_adapters_and_checkpoints() -> anyhow::Result<()> {
     let full = model.num_params();
     assert_eq!(trainable(&model), full);
     let lora = LoraConfig { enabled: true, rank: 2, trainable: vec![], ..LoraConfig::default() };
-    let adapted = apply_lora(model, &lora)?;
+    let adapted = adapt(model, &lora)?;
     // Rank-2 adapters A [in, 2] + B [2, out] on q, k, v, o (32→32, 32→16, 32→16, 32→32) and gate, up, down
     // (32→64, 32→64, 64→32): 2·(64 + 48 + 48 + 64 + 96 + 96 + 96) = 1024 per layer, 2 layers.
     let adapters = adapted.num_params() - full;
@@ -60,13 +66,13 @@ fn lora_trains_only_the_adapters_and_checkpoints() -> anyhow::Result<()> {
 
     // The best checkpoint reloads into a freshly adapted model with the same weights and loss.
     let best = out.summary.best_step.expect("a best step");
-    let fresh = apply_lora(TinyLm::new(&device, 2), &lora)?;
+    let fresh = adapt(TinyLm::new(&device, 2), &lora)?;
     let loaded = checkpoint::load_model(&checkpoint::step_dir(&dir, best), fresh)?;
     assert_eq!(max_diff(&weights(&loaded), &weights(&out.model)), 0.0);
     assert!((loss_of(&loaded, &set) - end).abs() < 1e-9);
 
     let bad = LoraConfig { enabled: true, targets: vec!["(".into()], ..LoraConfig::default() };
-    let err = apply_lora(TinyLm::new(&device, 1), &bad).unwrap_err();
+    let err = adapt(TinyLm::new(&device, 1), &bad).unwrap_err();
     assert!(err.to_string().contains("model.lora.targets"), "{err}");
     Ok(())
 }

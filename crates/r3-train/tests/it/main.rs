@@ -43,12 +43,26 @@ pub struct TinyLm {
     pub backbone: Backbone,
 }
 
+/// burn's initialisers and `Tensor::random` draw from one generator per backend, shared by the tests of this
+/// binary, which run on parallel threads. A test that seeds it and then draws (`build_latent`) holds this lock
+/// from the seed to the last draw, and every draw here takes it, so that no other test draws in between.
+static DEVICE_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Holds [`DEVICE_RNG`] (a test that panicked while holding it does not poison the others).
+pub fn device_rng() -> std::sync::MutexGuard<'static, ()> {
+    DEVICE_RNG.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl TinyLm {
     /// A tiny decoder (width 32, 2 layers) with weights drawn from a seeded generator, so that every test run
     /// trains the same model (burn's own initialisers draw from a global generator shared by parallel tests).
     pub fn new(device: &Device, seed: u64) -> Self {
         let config = BackboneConfig::new(Arch::Qwen2, VOCAB, 32, 2, 4, 2, 8, 64, 10_000.0, 1e-6, true, true, 128);
-        TinyLm { backbone: config.init(device) }.map(&mut SeededInit { rng: PyRandom::seed(seed) })
+        let backbone = {
+            let _rng = device_rng();
+            config.init(device)
+        };
+        TinyLm { backbone }.map(&mut SeededInit { rng: PyRandom::seed(seed) })
     }
 }
 

@@ -49,10 +49,13 @@ fn latent_sft_overfits_32_cds_samples() {
     .unwrap();
     let device = burn::tensor::Device::flex().autodiff();
     // LatentRATT's initial weights come from the device's generator: seed it so that every run is the same.
-    device.seed(0);
     let tokenizer = Tokenizer::from_bpe_vocab(bpe_vocab(&Gguf::open(&path).unwrap()).unwrap()).unwrap();
     let loaded = r3_backbone::load_gguf(&path, &device).unwrap();
-    let setup = build_latent(loaded, tokenizer, &config).unwrap();
+    let setup = {
+        let _rng = crate::device_rng();
+        device.seed(0);
+        build_latent(loaded, tokenizer, &config).unwrap()
+    };
     let data_dir = r3_data::shared_data_dir().expect("the shared data folder");
     let dataset = Dataset::load(&data_dir, &config.data.stem).unwrap();
     let rows = dataset.split(Split::Train);
@@ -92,10 +95,13 @@ fn build_latent_initialises_latentratt_from_the_run_seed() {
             format!("train.seed={seed}"),
         ];
         let config = SftConfig::from_toml_str("", "seeded", &overrides).unwrap();
-        // Move the generator, so that only `build_latent`'s own seeding can make two builds equal.
-        let _ = burn::tensor::Tensor::<1>::random([7], burn::tensor::Distribution::Default, &device);
         let tokenizer = Tokenizer::from_bpe_vocab(bpe_vocab(&Gguf::open(&path).unwrap()).unwrap()).unwrap();
         let loaded = r3_backbone::load_gguf(&path, &device).unwrap();
+        // The generator is shared with the tests running beside this one: hold it from the draw below to the
+        // end of `build_latent`.
+        let _rng = crate::device_rng();
+        // Move the generator, so that only `build_latent`'s own seeding can make two builds equal.
+        let _ = burn::tensor::Tensor::<1>::random([7], burn::tensor::Distribution::Default, &device);
         let setup = build_latent(loaded, tokenizer, &config).unwrap();
         let ratt = setup.model.ratt.expect("LatentRATT is on by default");
         ratt.q.weight.val().into_data().try_to_vec::<f32>().unwrap()

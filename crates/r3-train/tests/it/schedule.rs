@@ -38,7 +38,10 @@ fn total_steps_round_up_partial_batches_and_respect_max_steps() {
 /// Two parameters (weight 3×1 and bias 1) of a Linear; gradients set by hand.
 fn linear_and_grads() -> (Linear, GradientsParams) {
     let device = ad_device();
-    let linear = LinearConfig::new(3, 1).init(&device);
+    let linear = {
+        let _rng = crate::device_rng();
+        LinearConfig::new(3, 1).init(&device)
+    };
     let mut grads = GradientsParams::new();
     // ‖g_w‖ = sqrt(9 + 0 + 0) = 3, ‖g_b‖ = 4: global norm 5 (per-tensor norms would be 3 and 4).
     grads.register(linear.weight.id, Tensor::<2>::from_data(TensorData::new(vec![3.0f32, 0.0, 0.0], [3, 1]), &device));
