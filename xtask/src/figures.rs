@@ -420,11 +420,11 @@ pub fn build(experiments: &[Experiment], results: &Results) -> Vec<(String, (u32
     }
 
     let mut inf = largest(experiments, results, "inference-time");
-    // BIGRec and LatentR³ first, then CoT by its token budget (64, 128, 256), not in the order of the names.
+    // The rows without reasoning text first, then CoT by its token budget ("CoT 64 tokens" before "CoT 128 tokens").
     inf.sort_by_key(|(e, r)| {
         let row = &e.manifest.paper.row;
-        let number: usize = row.chars().filter(char::is_ascii_digit).collect::<String>().parse().unwrap_or(0);
-        (r.column.clone(), row.starts_with("CoT"), number, row.clone())
+        let budget: Option<usize> = row.strip_prefix("CoT ").and_then(|t| t.split(' ').next()?.parse().ok());
+        (r.column.clone(), budget, row.clone())
     });
     if !inf.is_empty() {
         let mut columns: Vec<String> = inf.iter().map(|(_, r)| r.column.clone()).collect();

@@ -232,14 +232,9 @@ pub struct RunSpec {
     /// (str) eval: `bigrec` (default) or `d3`.
     #[serde(default)]
     pub decoding: Decoding,
-    /// (str) eval with `decoding = "d3"`: D3's assistant, the id of an earlier baseline run (SASRec in D3) whose
-    /// model guides the beam search (`latentr3 eval --assistant RUN/model`).
+    /// (table) eval with `decoding = "d3"`: D3's assistant guidance, `{ assistant = "<run id>", scale = S }`.
     #[serde(default)]
-    pub assistant: Option<String>,
-    /// (float) eval with `assistant`: D3's guidance scale (`--guidance-scale`; 1 = the LLM alone, 0 = the
-    /// assistant alone). Required with `assistant`.
-    #[serde(default)]
-    pub guidance_scale: Option<f32>,
+    pub guidance: Option<GuidanceSpec>,
     /// (list) eval, baseline: extra command-line arguments at every scale.
     #[serde(default)]
     pub args: Vec<String>,
@@ -256,6 +251,16 @@ pub struct RunSpec {
     /// `[run.paper]`: settings of the paper scale.
     #[serde(default)]
     pub paper: ScaleSpec,
+}
+
+/// `guidance = { assistant, scale }` of a D3 evaluation (`latentr3 eval --assistant RUN/model --guidance-scale S`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuidanceSpec {
+    /// (str) The id of an earlier baseline run (SASRec in D3) whose model guides the beam search.
+    pub assistant: String,
+    /// (float) D3's guidance scale: 1 = the LLM alone, 0 = the assistant alone.
+    pub scale: f32,
 }
 
 /// `[run.<scale>]`: what changes at one scale.
@@ -447,24 +452,18 @@ impl Manifest {
                 }
                 _ => {}
             }
-            match (&r.assistant, r.guidance_scale) {
-                (None, None) => {}
-                (None, Some(_)) => bail!("{what}: `guidance_scale` needs `assistant` (the id of a baseline run)"),
-                (Some(_), _) if kind != RunKind::Eval || r.decoding != Decoding::D3 => {
-                    bail!("{what}: `assistant` guides D3's decoding: only an eval run with `decoding = \"d3\"` has one")
+            if let Some(GuidanceSpec { assistant: a, scale }) = &r.guidance {
+                if kind != RunKind::Eval || r.decoding != Decoding::D3 {
+                    bail!("{what}: `guidance` steers D3's decoding: only an eval run with `decoding = \"d3\"` has one")
                 }
-                (Some(a), _)
-                    if !seen.contains(a.as_str()) || self.run(a).map(RunSpec::kind) != Some(RunKind::Baseline) =>
-                {
+                if !seen.contains(a.as_str()) || self.run(a).map(RunSpec::kind) != Some(RunKind::Baseline) {
                     bail!(
                         "{what}: `assistant = \"{a}\"` names no earlier baseline run (list the assistant's run first)"
                     )
                 }
-                (Some(_), None) => bail!(
-                    "{what}: an `assistant` needs `guidance_scale` (D3's scale: 1 = the LLM alone, 0 = the assistant alone)"
-                ),
-                (Some(_), Some(g)) if !g.is_finite() => bail!("{what}: `guidance_scale` must be a finite number"),
-                _ => {}
+                if !scale.is_finite() {
+                    bail!("{what}: the guidance `scale` must be a finite number");
+                }
             }
             if !seen.insert(r.id.as_str()) {
                 bail!("{what}: two runs share this id");
@@ -649,26 +648,27 @@ run = "test"
     fn d3_guidance_names_an_earlier_baseline_run_and_a_scale() {
         let assistant =
             "[[run]]\nid = \"assistant\"\nkind = \"baseline\"\nmodel = \"sasrec\"\n\n[[run]]\nid = \"test\"";
-        let guided = CHAIN
-            .replace("[[run]]\nid = \"test\"", assistant)
-            .replace("decoding = \"d3\"\n", "decoding = \"d3\"\nassistant = \"assistant\"\nguidance_scale = 0.5\n");
+        let guided = CHAIN.replace("[[run]]\nid = \"test\"", assistant).replace(
+            "decoding = \"d3\"\n",
+            "decoding = \"d3\"\nguidance = { assistant = \"assistant\", scale = 0.5 }\n",
+        );
         let m = Manifest::parse(&guided, "m.toml").unwrap();
-        let test = m.run("test").unwrap();
-        assert_eq!((test.assistant.as_deref(), test.guidance_scale), (Some("assistant"), Some(0.5)));
-        // The scale is required, finite, and only with an assistant.
-        let e = err(&guided.replace("guidance_scale = 0.5\n", ""));
-        assert!(e.contains("needs `guidance_scale`"), "{e}");
-        let e = err(&guided.replace("guidance_scale = 0.5", "guidance_scale = nan"));
+        let spec = GuidanceSpec { assistant: "assistant".into(), scale: 0.5 };
+        assert_eq!(m.run("test").unwrap().guidance.as_ref(), Some(&spec));
+        // Both keys are required, the scale is finite.
+        let e = err(&guided.replace(", scale = 0.5", ""));
+        assert!(e.contains("scale"), "{e}");
+        let e = err(&guided.replace("assistant = \"assistant\", ", ""));
+        assert!(e.contains("assistant"), "{e}");
+        let e = err(&guided.replace("scale = 0.5", "scale = nan"));
         assert!(e.contains("finite"), "{e}");
-        let e = err(&guided.replace("assistant = \"assistant\"\n", ""));
-        assert!(e.contains("`guidance_scale` needs `assistant`"), "{e}");
         // Only D3's decoding is guided.
         let e = err(&guided.replace("decoding = \"d3\"", "decoding = \"bigrec\""));
         assert!(e.contains("only an eval run with `decoding = \"d3\"`"), "{e}");
         // The assistant is an earlier baseline run.
-        let e = err(&guided.replace("assistant = \"assistant\"", "assistant = \"grpo\""));
-        assert!(e.contains("names no earlier baseline run"), "{e}");
-        let e = err(&guided.replace("assistant = \"assistant\"", "assistant = \"sasrec\""));
+        let e = err(&guided.replace("assistant = \"assistant\",", "assistant = \"grpo\","));
+        assert!(e.contains("`assistant = \"grpo\"` names no earlier baseline run"), "{e}");
+        let e = err(&guided.replace("assistant = \"assistant\",", "assistant = \"sasrec\","));
         assert!(e.contains("`assistant = \"sasrec\"` names no earlier baseline run"), "{e}");
     }
 

@@ -162,7 +162,8 @@ pub fn plan(manifest: &Manifest, setting: &Setting, stem: &str) -> anyhow::Resul
     let mut out: Vec<PlannedRun> = Vec::new();
     for run in &manifest.runs {
         let kind = run.kind();
-        let upstream = run.from.as_ref().and_then(|f| out.iter().find(|p| &p.id == f)).cloned();
+        let earlier = |id: &str| out.iter().find(|p| p.id == id).cloned();
+        let upstream = run.from.as_deref().and_then(earlier);
         let at = run.at(scale);
         let store = setting.root.join("runs").join("reproduce").join(kind.name());
         let device = setting.device.clone();
@@ -200,15 +201,8 @@ pub fn plan(manifest: &Manifest, setting: &Setting, stem: &str) -> anyhow::Resul
                 let batch = at.batch.unwrap_or(scale.default_batch());
                 let model = at.model.clone().or_else(|| run.model.clone());
                 let extra: Vec<String> = run.args.iter().chain(&at.args).cloned().collect();
-                let assistant = match &run.assistant {
-                    Some(a) => Some(
-                        out.iter()
-                            .find(|p| &p.id == a)
-                            .cloned()
-                            .with_context(|| format!("run `{}`: its assistant `{a}` is not an earlier run", run.id))?,
-                    ),
-                    None => None,
-                };
+                // D3's guidance: the assistant's planned run (checked earlier by Manifest::validate) and the scale.
+                let guidance = run.guidance.as_ref().and_then(|g| Some((earlier(&g.assistant)?, g.scale)));
                 let mut resolved = json!({
                     "kind": "eval",
                     "from": upstream.as_ref().map(|u| u.key.clone()),
@@ -223,9 +217,9 @@ pub fn plan(manifest: &Manifest, setting: &Setting, stem: &str) -> anyhow::Resul
                     "device": device,
                 });
                 // Only guided evaluations carry the guidance, so that the keys of the others stay as they were.
-                if let Some(a) = &assistant {
+                if let Some((a, scale)) = &guidance {
                     resolved["assistant"] = json!(a.key);
-                    resolved["guidance_scale"] = json!(run.guidance_scale);
+                    resolved["guidance_scale"] = json!(scale);
                 }
                 let dir = store.join(run_key(&resolved));
                 let mut args: Vec<String> = vec!["eval".into()];
@@ -242,8 +236,7 @@ pub fn plan(manifest: &Manifest, setting: &Setting, stem: &str) -> anyhow::Resul
                 args.extend(["--seed".into(), "0".into(), "--decoding".into(), run.decoding.name().into()]);
                 args.extend(["--batch".into(), batch.to_string(), "--out".into(), dir.display().to_string()]);
                 args.extend(["--device".into(), device.clone()]);
-                if let Some(a) = &assistant {
-                    let scale = run.guidance_scale.unwrap_or(1.0);
+                if let Some((a, scale)) = &guidance {
                     args.extend(["--assistant".into(), a.dir.join("model").display().to_string()]);
                     args.extend(["--guidance-scale".into(), scale.to_string()]);
                 }

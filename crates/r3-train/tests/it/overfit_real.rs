@@ -48,10 +48,11 @@ fn latent_sft_overfits_32_cds_samples() {
     )
     .unwrap();
     let device = burn::tensor::Device::flex().autodiff();
-    // LatentRATT's initial weights come from the device's generator: seed it so that every run is the same.
     let tokenizer = Tokenizer::from_bpe_vocab(bpe_vocab(&Gguf::open(&path).unwrap()).unwrap()).unwrap();
     let loaded = r3_backbone::load_gguf(&path, &device).unwrap();
     let setup = {
+        // LatentRATT's initial weights come from the device's generator: seed it so that every run is the same
+        // (holding it, so that no test beside this one draws between the seed and the initialisation).
         let _rng = crate::device_rng();
         device.seed(0);
         build_latent(loaded, tokenizer, &config).unwrap()
