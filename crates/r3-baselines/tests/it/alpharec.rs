@@ -231,3 +231,41 @@ fn alpharec_experiment_defaults() {
     let msg = BaselineExperiment::read(&p).unwrap_err().to_string();
     assert!(msg.contains("alpharec.tau"), "{msg}");
 }
+
+/// The users' layer 0 from the items' first layer (gather and scatter-add over the edges) equals the official
+/// `MLP(user_language)`, in values and in the gradient it sends to the MLP.
+#[test]
+fn alpharec_user_layer0_through_the_items_equals_the_official_mlp_of_the_user_means() {
+    let device = test_device().autodiff();
+    seed_device(&device, 13);
+    let (n, d) = (23, 6);
+    let mut exp = BaselineExperiment::defaults(ModelKind::Alpharec);
+    exp.alpharec.mlp_hidden = 32;
+    exp.alpharec.hidden = 8;
+    let seqs =
+        Sequences { n_items: n, seqs: vec![vec![1, 2, 3], vec![4, 22, 4], vec![], vec![2, 5, 6, 7, 0], vec![9]] };
+    let r3_baselines::BaselineModel::AlphaRec(model) =
+        exp.init_alpharec(&random_language(n, d, 2), d, &seqs, &device).unwrap()
+    else {
+        panic!("init_alpharec gives an AlphaRec")
+    };
+    let (users, items) = model.layer0();
+    let official = model.project(model.user_language());
+    assert_eq!(users.dims(), [4, 8]);
+    assert_eq!(items.dims(), [n, 8]);
+    let (a, b) = (values(users.clone()), values(official.clone()));
+    assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-5), "{a:?}\nvs {b:?}");
+    // The same gradient reaches the MLP's weights through both paths.
+    // The first parameters in declaration order: mlp_in.weight, mlp_in.bias, mlp_out.weight.
+    let ids = burn::module::list_param_ids(&model);
+    let grad_of = |t: Tensor<2>| {
+        let grads = burn::optim::GradientsParams::from_grads((t.clone() * t).sum().backward(), &model);
+        [ids[0], ids[2]].map(|id| values(grads.get::<2>(id).expect("an MLP weight has a gradient")))
+    };
+    let (ga, gb) = (grad_of(users), grad_of(official));
+    for (k, (ga, gb)) in ga.iter().zip(&gb).enumerate() {
+        let scale = gb.iter().fold(0f32, |m, x| m.max(x.abs()));
+        assert!(scale > 0.0, "weight {k}: no gradient");
+        assert!(ga.iter().zip(gb).all(|(x, y)| (x - y).abs() <= 1e-5 * scale), "weight {k}: gradients differ");
+    }
+}
