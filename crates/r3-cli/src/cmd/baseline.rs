@@ -52,8 +52,13 @@ pub struct TrainArgs {
     /// An experiment file (experiments/baselines/*.toml); without it, the model's paper defaults.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    #[command(flatten)]
-    pub dataset: DatasetArgs,
+    /// The data folder (with info/, train/, valid/, test/). Default: $LATENTR3_DATA, else
+    /// ../shared/datasets/amazon18 beside the repository.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// The dataset stem, e.g. CDs_and_Vinyl_5_2015-10-2018-11. Default: the experiment file's `stem`.
+    #[arg(long)]
+    pub stem: Option<String>,
     /// The run folder. Default: runs/baselines/<model>-<stem>.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -181,13 +186,23 @@ fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         }
         exp.alpharec.backbone = b.clone();
     }
-    exp.stem = Some(args.dataset.stem.clone());
+    let dataset = DatasetArgs {
+        data: args.data.clone(),
+        stem: match (&args.stem, &exp.stem) {
+            (Some(s), _) | (None, Some(s)) => s.clone(),
+            (None, None) => bail!(
+                "no dataset: pass --stem STEM (e.g. CDs_and_Vinyl_5_2015-10-2018-11) or set `stem` in the experiment \
+                 file"
+            ),
+        },
+    };
+    exp.stem = Some(dataset.stem.clone());
     exp.validate()?;
     super::popularity_config(args.table.coverage)?;
-    let data = args.dataset.dir()?;
-    let ds = args.dataset.load(&data)?;
+    let data = dataset.dir()?;
+    let ds = dataset.load(&data)?;
     let n = ds.catalogue.len();
-    let out = args.out.clone().unwrap_or_else(|| default_out(exp.model, &args.dataset.stem));
+    let out = args.out.clone().unwrap_or_else(|| default_out(exp.model, &dataset.stem));
     std::fs::create_dir_all(&out).with_context(|| format!("creating the run folder {}", out.display()))?;
     let dev = device::select(args.device)?;
     write_json(
@@ -195,7 +210,7 @@ fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         &json!({
             "experiment": exp,
             "data": data.display().to_string(),
-            "stem": args.dataset.stem,
+            "stem": dataset.stem,
             "n_items": n,
             "device": format!("{dev:?}"),
         }),
@@ -269,7 +284,7 @@ fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
                     let meta = store::ModelMeta {
                         experiment: exp.clone(),
                         n_items: n,
-                        stem: args.dataset.stem.clone(),
+                        stem: dataset.stem.clone(),
                         epoch: report.epoch,
                         valid_ndcg10: report.valid_ndcg10,
                         alpharec: store::AlphaRecShape::of(model, &exp.alpharec.backbone),
@@ -290,7 +305,7 @@ fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     println!(
         "{} on {}: best epoch {} of {epochs} (valid NDCG@10 {:.4}); {:.1} s training per epoch, {:.0} s in all",
         exp.model,
-        args.dataset.stem,
+        dataset.stem,
         fitted.best_epoch,
         fitted.best_ndcg10,
         train_s / epochs as f64,
@@ -302,7 +317,7 @@ fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         &out.join("summary.json"),
         &json!({
             "model": exp.model,
-            "stem": args.dataset.stem,
+            "stem": dataset.stem,
             "best_epoch": fitted.best_epoch,
             "epochs": epochs,
             "valid_ndcg10": fitted.best_ndcg10,

@@ -1,7 +1,7 @@
 //! `latentr3 baseline train|eval --model alpharec` on the real Industrial data, with a prepared
 //! `text_embeddings.safetensors` in the run folder (random 8-d representations under a made-up backbone name, so
 //! that no backbone is loaded: the cache is reused when backbone, title count and titles hash match), a small MLP
-//! and one epoch; and the errors of `--backbone`.
+//! and one epoch (the dataset named by the experiment file); and the errors of `--backbone` and of a missing stem.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -42,12 +42,12 @@ fn alpharec_trains_from_cached_text_embeddings_and_evaluates() {
     let cfg = tmp.path().join("alpharec.toml");
     std::fs::write(
         &cfg,
-        "model = \"alpharec\"\n[alpharec]\nbackbone = \"random-8d\"\nmlp_hidden = 16\nn_negatives = 8\n[train]\nepochs = 1\n",
+        format!("model = \"alpharec\"\nstem = \"{STEM}\"\n[alpharec]\nbackbone = \"random-8d\"\nmlp_hidden = 16\nn_negatives = 8\n[train]\nepochs = 1\n"),
     )
     .unwrap();
     let data = data_root();
-    let args =
-        ["baseline", "train", "--config", cfg.to_str().unwrap(), "--stem", STEM, "--data", data.to_str().unwrap()];
+    // No --stem: the experiment file's `stem` names the dataset.
+    let args = ["baseline", "train", "--config", cfg.to_str().unwrap(), "--data", data.to_str().unwrap()];
     let out = latentr3(&args, &run);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -86,4 +86,13 @@ fn backbone_is_alpharecs_only() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--backbone is AlphaRec's"), "{err}");
+}
+
+#[test]
+fn the_dataset_is_named_by_stem_or_by_the_experiment_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = latentr3(&["baseline", "train", "--model", "sasrec"], tmp.path());
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("pass --stem STEM") && err.contains("`stem` in the experiment file"), "{err}");
 }
