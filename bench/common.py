@@ -113,16 +113,17 @@ def reference_in_child(module: str, model_id: str, batch_file: Path, runs: int, 
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def step_parser(description: str, add_size) -> argparse.ArgumentParser:
+def step_parser(description: str, add_size, warmup: int = 1) -> argparse.ArgumentParser:
     """The arguments of the training-step comparisons (`sft_vs_torch.py`, `grpo_vs_torch.py`): the models, the
-    binary, the script's size option (`add_size(parser)`), threads, runs, warm-up runs and a JSON-lines file."""
+    binary, the script's size option (`add_size(parser)`), threads, runs, warm-up runs (default `warmup`) and a
+    JSON-lines file."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--models", nargs="+", default=["smollm2-135m", "qwen2.5-coder-0.5b"])
     ap.add_argument("--bin", type=Path, default=REPO / "target" / "release" / "latentr3")
     add_size(ap)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--warmup", type=int, default=warmup)
     ap.add_argument("--json-out", type=Path)
     return ap
 

@@ -102,7 +102,7 @@ pub fn run(args: &EvalBenchArgs) -> anyhow::Result<()> {
         Recommender::new(RecommenderInput { model: &m.model, encoder: &m.encoder, items: &items, search: &search })?;
     let samples: Vec<_> = rows.iter().map(|r| rec.encode(&r.history_titles)).collect();
 
-    for _ in 0..args.common.warmup {
+    for _ in 0..args.common.warmup.unwrap_or(1) {
         timed(&dev, || Ok(rec.recommend_encoded(&samples[..args.batch.min(samples.len())])))?;
     }
     let mut batch_rates = Vec::new();

@@ -146,7 +146,7 @@ pub fn run(args: &GrpoBenchArgs) -> anyhow::Result<()> {
     let (mut last_loss, mut last_reward, mut rollout_tokens) = (f64::NAN, f64::NAN, 0usize);
     let times = time_runs(
         &dev,
-        args.common.warmup,
+        args.common.warmup.unwrap_or(1),
         args.runs,
         |run| latent_noise(NoiseKey { seed: 0, step: run as u64, micro: 0 }, shape, &autodiff),
         |run, noise| {

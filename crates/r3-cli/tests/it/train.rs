@@ -148,6 +148,8 @@ fn bench_sft_prints_one_json_line_and_dumps_its_batch() {
     for key in ["median_s", "tokens_per_s", "loss", "peak_rss_mb"] {
         assert!(v[key].as_f64().is_some_and(|x| x.is_finite() && x > 0.0), "{key}: {v}");
     }
+    assert_eq!(v["warmup"], 0, "{v}");
+    assert_eq!(v["times_s_sorted"].as_array().map(Vec::len), Some(1), "{v}");
     let batch: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&dump).unwrap()).unwrap();
     assert_eq!(batch["thought_id"], 49152);
     let samples = batch["samples"].as_array().unwrap();
