@@ -355,8 +355,8 @@ impl AlphaRec {
     /// The MLP's first layer is affine and a user's weights sum to 1, so `W₁ mean_i(z_i) + b₁ = mean_i(W₁ z_i + b₁)`:
     /// the users' first layer is the mean of their items' first layers (a gather and a scatter-add over the
     /// `E` train edges) instead of a second `[U, d_lm] × [d_lm, H]` product. Equal up to rounding to
-    /// `project(user_language)`, the official `mlp(init_user_cf_embeds)`; it skips a quarter (CDs) to two fifths
-    /// (Industrial) of the training FLOPs.
+    /// `project(user_language)`, the official `mlp(init_user_cf_embeds)`; it skips 27 % (CDs: 2,171 users beside
+    /// 5,841 items) to 42 % (Industrial: 2,625 beside 3,686) of the first layer's FLOPs.
     ///
     /// # Shapes
     /// - output: (`[U, h]`, `[N, h]`)
