@@ -23,7 +23,9 @@ const TABLES: [(&str, &str, &str, &[&str]); 7] = [
         "Table 1: overall performance",
         "HR@K (H) and NDCG@K (N) on the test split. Traditional baselines (Caser, GRU4Rec, SASRec, AlphaRec) are \
          trained by `latentr3 baseline train` and evaluated on every test user (the LLM rows: a seeded subset at the \
-         smoke and cpu scales); AlphaRec's shortened runs so far are in the hand-measured section at the end; CoT is \
+         smoke and cpu scales); AlphaRec follows its official schedule (up to 500 epochs, patience 20; its item \
+         representations from SmolLM2-135M) and masks each user's history items as its official evaluator does; \
+         the baselines' training time per epoch is in the hand-measured sections at the end; CoT is \
          `latentr3 eval --cot-tokens 128` on the untuned backbone; the D3 rows decode with length penalty 0 guided \
          by the SASRec of the SASRec row at guidance scale 0.5 (our choice: the paper gives no scale). The paper's \
          average relative gain of LatentR³: \
