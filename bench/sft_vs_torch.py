@@ -158,7 +158,7 @@ def main() -> None:
                "ratio": theirs["median_s"] / mine["median_s"], "ours_peak_mb": mine.get("peak_rss_mb"),
                "torch_peak_mb": theirs["peak_rss_mb"], "target_tokens": theirs["target_tokens"],
                "tokens": theirs["tokens"], "load_before": load, "warmup": args.warmup,
-               "ours_times_s": sorted(mine.get("times_s_sorted", [])), "torch_times_s": sorted(theirs["times_s"])}
+               "ours_times_s": mine["times_s_sorted"], "torch_times_s": sorted(theirs["times_s"])}
         rows.append(row)
         append_json_line(args.json_out, row)
 

@@ -201,8 +201,16 @@ pub fn plan(manifest: &Manifest, setting: &Setting, stem: &str) -> anyhow::Resul
                 let batch = at.batch.unwrap_or(scale.default_batch());
                 let model = at.model.clone().or_else(|| run.model.clone());
                 let extra: Vec<String> = run.args.iter().chain(&at.args).cloned().collect();
-                // D3's guidance: the assistant's planned run (checked earlier by Manifest::validate) and the scale.
-                let guidance = run.guidance.as_ref().and_then(|g| Some((earlier(&g.assistant)?, g.scale)));
+                // D3's guidance: the assistant's planned run and the scale.
+                let guidance = match &run.guidance {
+                    Some(g) => Some((
+                        earlier(&g.assistant).with_context(|| {
+                            format!("run `{}`: its assistant `{}` is not an earlier run", run.id, g.assistant)
+                        })?,
+                        g.scale,
+                    )),
+                    None => None,
+                };
                 let mut resolved = json!({
                     "kind": "eval",
                     "from": upstream.as_ref().map(|u| u.key.clone()),

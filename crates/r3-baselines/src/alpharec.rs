@@ -22,10 +22,12 @@
 //! it every item is ranked as for the other baselines (see `eval.rs`), and a collaborative-filtering model, whose
 //! user vector is built from the history, then ranks the history items themselves first.
 
+use std::sync::OnceLock;
+
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{Initializer, Linear, LinearConfig};
-use burn::tensor::activation::{leaky_relu, log_softmax, relu};
+use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
 use r3_data::{ItemId, SplitMix64};
 
@@ -139,6 +141,7 @@ impl AlphaRecConfig {
             tau: self.tau,
             n_negatives: self.n_negatives,
             mask_history: self.mask_history,
+            edges: OnceLock::new(),
         }
     }
 }
@@ -268,11 +271,11 @@ pub fn lightgcn(users: Tensor<2>, items: Tensor<2>, r: Tensor<2>, n_layers: usiz
     (mean_of(us, k), mean_of(is, k))
 }
 
-/// `LeakyReLU(x) = s·x + (1 − s)·ReLU(x)`, the same function as [`leaky_relu`] written with ReLU, whose backward
-/// is one fused pass. burn's autodiff has no LeakyReLU op of its own: it records `leaky_relu` as a comparison and a
-/// `mask_where`, whose forward and backward took an eighth of an AlphaRec training step on the `[U + N, 8192]`
-/// hidden layer (flex).
-fn leaky_relu_for_training(x: Tensor<2>) -> Tensor<2> {
+/// `LeakyReLU(x) = s·x + (1 − s)·ReLU(x)` with PyTorch's slope `s`: burn's `leaky_relu` written with ReLU, whose
+/// backward is one fused pass. burn's autodiff has no LeakyReLU op of its own: it records `leaky_relu` as a
+/// comparison and a `mask_where`, whose forward and backward took an eighth of an AlphaRec training step on the
+/// `[U + N, 8192]` hidden layer (flex).
+fn leaky_relu(x: Tensor<2>) -> Tensor<2> {
     relu(x.clone()).mul_scalar(1.0 - LEAKY_SLOPE) + x.mul_scalar(LEAKY_SLOPE)
 }
 
@@ -307,6 +310,19 @@ pub struct AlphaRec {
     tau: f64,
     n_negatives: usize,
     mask_history: bool,
+    /// The train edges of `adjacency` for [`AlphaRec::layer0`], read from it on first use (after `init` or after a
+    /// record is loaded into a fresh [`AlphaRecConfig::init_shell`]) instead of on every training step. Not part of
+    /// the record; `adjacency` is frozen, so the cache cannot go stale.
+    #[module(skip)]
+    edges: OnceLock<UserEdges>,
+}
+
+/// For each train edge: its user, its item, and the user's mean weight `1 / |I_u|`.
+#[derive(Clone, Debug, Default)]
+struct UserEdges {
+    users: Vec<i64>,
+    items: Vec<i64>,
+    weights: Vec<f32>,
 }
 
 impl AlphaRec {
@@ -346,7 +362,16 @@ impl AlphaRec {
     /// - z: `[M, d_lm]`
     /// - output: `[M, h]`
     pub fn project(&self, z: Tensor<2>) -> Tensor<2> {
-        self.mlp_out.forward(leaky_relu(self.mlp_in.forward(z), LEAKY_SLOPE)) // [M, h]
+        self.head(self.mlp_in.forward(z)) // [M, h]
+    }
+
+    /// The MLP after its first layer: `W₂ · LeakyReLU(x) + b₂`.
+    ///
+    /// # Shapes
+    /// - x: `[M, H]`
+    /// - output: `[M, h]`
+    fn head(&self, x: Tensor<2>) -> Tensor<2> {
+        self.mlp_out.forward(leaky_relu(x))
     }
 
     /// The layer-0 embeddings of the graph users and the items, `e⁰ = MLP(z)` with a user's `z` the mean of its
@@ -365,29 +390,27 @@ impl AlphaRec {
     pub fn layer0(&self) -> (Tensor<2>, Tensor<2>) {
         let device = self.device();
         let items = self.mlp_in.forward(self.language.val()); // [N, H]
-        let (users, edge_items, weights) = self.user_edges();
-        let e = weights.len();
-        let ids = |v: Vec<i64>| Tensor::<1, Int>::from_data(TensorData::new(v, [e]), &device);
-        let weights = Tensor::<2>::from_data(TensorData::new(weights, [e, 1]), &device); // [E, 1]
-        let messages = items.clone().select(0, ids(edge_items)) * weights; // [E, H]
+        let edges = self.edges.get_or_init(|| self.user_edges());
+        let e = edges.weights.len();
+        let ids = |v: &[i64]| Tensor::<1, Int>::from_data(TensorData::new(v.to_vec(), [e]), &device);
+        let weights = Tensor::<2>::from_data(TensorData::new(edges.weights.clone(), [e, 1]), &device); // [E, 1]
+        let messages = items.clone().select(0, ids(&edges.items)) * weights; // [E, H]
         let [_, h] = items.dims();
         let user_hidden = Tensor::<2>::zeros([self.n_users(), h], &device).select_assign(
             0,
-            ids(users),
+            ids(&edges.users),
             messages,
             IndexingUpdateOp::Add,
         ); // [U, H]
-        let out = |x: Tensor<2>| self.mlp_out.forward(leaky_relu_for_training(x));
-        (out(user_hidden), out(items))
+        (self.head(user_hidden), self.head(items))
     }
 
-    /// The train edges read from the adjacency's non-zeros: for each edge its user, its item and the user's mean
-    /// weight `1 / |I_u|`.
-    fn user_edges(&self) -> (Vec<i64>, Vec<i64>, Vec<f32>) {
+    /// The train edges, read from the adjacency's non-zeros.
+    fn user_edges(&self) -> UserEdges {
         let [u, n] = self.adjacency.val().dims();
         let adjacency: Vec<f32> =
             self.adjacency.val().into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 adjacency");
-        let (mut users, mut items, mut weights) = (Vec::new(), Vec::new(), Vec::new());
+        let UserEdges { mut users, mut items, mut weights } = UserEdges::default();
         for (user, row) in adjacency.chunks_exact(n.max(1)).take(u).enumerate() {
             let start = items.len();
             items.extend(row.iter().enumerate().filter(|(_, w)| **w != 0.0).map(|(i, _)| i as i64));
@@ -395,7 +418,7 @@ impl AlphaRec {
             users.extend(std::iter::repeat_n(user as i64, count));
             weights.extend(std::iter::repeat_n(1.0 / count.max(1) as f32, count));
         }
-        (users, items, weights)
+        UserEdges { users, items, weights }
     }
 
     /// Every LightGCN layer of the graph users and the items.
