@@ -62,6 +62,7 @@ pub mod inference;
 mod kernels;
 pub mod model;
 pub mod pack;
+pub mod pool;
 pub mod rope;
 pub mod vocab;
 
@@ -72,6 +73,7 @@ pub use import::{LoadOptions, LoadedBackbone, load_gguf, load_gguf_with};
 pub use inference::{KvCache, LayerKv, greedy_generate};
 pub use model::{Backbone, HiddenInput, HiddenOutput};
 pub use pack::Rows;
+pub use pool::on_pool;
 
 /// Whether `device` is a flex (CPU) device, where kernels over a tensor's host storage apply (the inference
 /// kernels here, the fused optimizer of `r3-train`). The library enables no backend, so it cannot name flex's

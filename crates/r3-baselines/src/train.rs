@@ -192,18 +192,22 @@ pub fn fit(
         let mut total = 0.0;
         for (step, idx) in order.chunks(settings.batch_size).enumerate() {
             let batch: Vec<&[ItemId]> = idx.iter().map(|&i| examples[i].as_slice()).collect();
-            let loss = model.loss(&batch);
-            let value: f64 = loss.clone().into_scalar::<f32>().into();
-            let mut grads = loss.backward();
-            let grads = GradientsParams::from_module(&mut grads, &model);
-            model = optim.step(settings.lr, model, grads);
+            // A step is many small tensor operations: a worker of rayon's pool runs them (`on_pool`).
+            let (next, value) = r3_backbone::on_pool(|| {
+                let loss = model.loss(&batch);
+                let value: f64 = loss.clone().into_scalar::<f32>().into();
+                let mut grads = loss.backward();
+                let grads = GradientsParams::from_module(&mut grads, &model);
+                (optim.step(settings.lr, model, grads), value)
+            });
+            model = next;
             total += value;
             on_event(Event::Step { step: step + 1, loss: value })?;
         }
         let train_s = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let current = model.valid();
-        let m = valid.metrics(&current)?;
+        let m = r3_backbone::on_pool(|| valid.metrics(&current))?;
         let valid_s = t.elapsed().as_secs_f64();
         let ndcg = m.ndcg_at(10).unwrap_or(m.ndcg[m.ndcg.len() - 1]);
         let improved = ndcg > best;

@@ -94,15 +94,16 @@ impl BeamSearchConfig {
     }
 }
 
-/// The item scores of an assistant model for D3's guided decoding.
-pub trait ItemScorer {
+/// The item scores of an assistant model for D3's guided decoding (`Sync`: the search runs on a worker of
+/// rayon's pool).
+pub trait ItemScorer: Sync {
     /// Non-negative weights of every trie item (the trie's input indices, i.e. catalogue item ids when the trie
     /// was built from the titles in catalogue order) for user `user` (the row of the start state), e.g. the
     /// assistant's softmax probabilities. Must return [`Trie::num_items`] values.
     fn item_weights(&self, user: usize) -> Vec<f32>;
 }
 
-impl<F: Fn(usize) -> Vec<f32>> ItemScorer for F {
+impl<F: Fn(usize) -> Vec<f32> + Sync> ItemScorer for F {
     fn item_weights(&self, user: usize) -> Vec<f32> {
         self(user)
     }
@@ -214,6 +215,13 @@ impl BeamSearch {
     /// # Panics
     /// When the start state does not fit the model, or the trie holds a token outside the vocabulary.
     pub fn search(&self, model: &Backbone, input: BeamSearchInput<'_>) -> BeamSearchOutput {
+        // Every decoding step is a forward pass and a handful of small tensor operations: the whole search runs
+        // on a worker of rayon's pool, so that none of them is handed to the pool from outside.
+        r3_backbone::on_pool(|| self.search_on_pool(model, input))
+    }
+
+    /// [`BeamSearch::search`] on the calling thread.
+    fn search_on_pool(&self, model: &Backbone, input: BeamSearchInput<'_>) -> BeamSearchOutput {
         let BeamSearchInput { start, trie, guidance } = input;
         start.check(model);
         let v = model.vocab_size();

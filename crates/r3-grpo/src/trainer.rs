@@ -308,7 +308,7 @@ impl PoolRunner<'_> {
             let m = *m;
             let groups = batch.rows;
             let out: MicroStep = match generations[m].take() {
-                Some(generation) if iteration > 0 => step.reuse(batch, generation),
+                Some(generation) if iteration > 0 => r3_backbone::on_pool(|| step.reuse(batch, generation)),
                 _ => {
                     let key = NoiseKey { seed: c.train.seed, step: generation_step, micro: m as u64 };
                     let shape = NoiseShape {
@@ -320,7 +320,8 @@ impl PoolRunner<'_> {
                         unnoised_first: c.grpo.unnoised_first,
                     };
                     let noise = latent_noise(key, shape, self.device);
-                    let result = match c.grpo.algorithm {
+                    // Sampling, rewards and the surrogate loss block on nothing: a worker of rayon's pool runs them.
+                    let result = r3_backbone::on_pool(|| match c.grpo.algorithm {
                         Algorithm::LrGrpo => step.lr_grpo(batch, noise),
                         Algorithm::Grpo => {
                             let items = self.items.expect("checked in assemble");
@@ -333,7 +334,7 @@ impl PoolRunner<'_> {
                             };
                             step.grpo(batch, noise, rollouts)
                         }
-                    };
+                    });
                     match result {
                         Err(Error::Reward(r3_rewards::Error::NonFinite { value, .. })) => {
                             return Err(Error::NonFinite {
@@ -367,8 +368,11 @@ impl PoolRunner<'_> {
                     rewards: gen_.rewards.clone(),
                 },
             ));
-            let mut tape = out.loss.div_scalar(n_micro as f64).backward();
-            let gp = GradientsParams::from_module(&mut tape, ratt);
+            let loss = out.loss;
+            let gp = r3_backbone::on_pool(|| {
+                let mut tape = loss.div_scalar(n_micro as f64).backward();
+                GradientsParams::from_module(&mut tape, ratt)
+            });
             grads = Some(accumulate(ratt, grads, gp));
             generations[m] = Some(out.generation);
         }

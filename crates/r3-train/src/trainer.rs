@@ -121,20 +121,23 @@ fn batch_grads<M: SftModel>(model: &M, batches: &[SftBatch], tokens: usize) -> R
     let mut grads: Option<GradientsParams> = None;
     let mut nll_sum = 0.0f64;
     for batch in batches {
-        let nll = model.nll(batch);
-        if nll.tokens != count_real(batch) {
-            return Err(Error::Data {
-                message: format!(
-                    "SftModel::nll counted {} target tokens but the batch has {} real ones: sum over exactly the \
-                     `target_real` positions",
-                    nll.tokens,
-                    count_real(batch)
-                ),
-            });
-        }
-        nll_sum += f64::from(nll.sum.clone().into_scalar::<f32>());
-        let loss = nll.sum.div_scalar(tokens as f64);
-        let g = GradientsParams::from_grads(loss.backward(), model);
+        // The forward and backward passes block on nothing: they run on a worker of rayon's pool (`on_pool`).
+        let (sum, g) = r3_backbone::on_pool(|| {
+            let nll = model.nll(batch);
+            if nll.tokens != count_real(batch) {
+                return Err(Error::Data {
+                    message: format!(
+                        "SftModel::nll counted {} target tokens but the batch has {} real ones: sum over exactly \
+                         the `target_real` positions",
+                        nll.tokens,
+                        count_real(batch)
+                    ),
+                });
+            }
+            let loss = nll.sum.clone().div_scalar(tokens as f64);
+            Ok((nll.sum, GradientsParams::from_grads(loss.backward(), model)))
+        })?;
+        nll_sum += f64::from(sum.into_scalar::<f32>());
         grads = Some(accumulate(model, grads, g));
     }
     Ok((grads, nll_sum))
@@ -511,11 +514,16 @@ impl<M: SftModel> SftTrainer<M> {
         let (grads, nll_sum) = batch_grads(self.model(), &micro, tokens)?;
         let loss = nll_sum / tokens as f64;
         let update = Update { loss, grads: grads.unwrap_or_default(), clip, step, checkpoint: &checkpoint };
-        let (grads, norm) = checked_update(self.model(), update)?;
         // The trainer lets go of the parameters for the step, so that the optimizer holds their only reference.
+        // Clipping and the optimizer step block on nothing either: they run on a worker of rayon's pool.
         let model = self.take_model();
-        self.model = Some(self.optimizer.step(lr, model, grads));
-        Ok((loss, norm, tokens))
+        let optimizer = &mut self.optimizer;
+        let (model, norm) = r3_backbone::on_pool(move || match checked_update(&model, update) {
+            Ok((grads, norm)) => (optimizer.step(lr, model, grads), Ok(norm)),
+            Err(e) => (model, Err(e)),
+        });
+        self.model = Some(model);
+        Ok((loss, norm?, tokens))
     }
 
     /// Trains until the last epoch, `max_steps`, early stopping or the stop hook. When the run finishes, the
