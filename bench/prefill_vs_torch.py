@@ -8,7 +8,8 @@ For each model it measures
   - decode: one cached decoding step of one token per row after a prefill of `tokens` ids (batch 10), timing only
     the step;
 each with warm-up runs and the median of several timed runs, and prints a Markdown table: our tokens/s, torch
-tokens/s, their ratio, and the GFLOP/s of both (the FLOP count of `latentr3 bench`).
+tokens/s, their ratio, and the GFLOP/s of both: ours the work our pass did (our prefill computes the last layer
+at the last position only), torch's a full forward pass (`full_pass_gflop` of `latentr3 bench`) over its time.
 
 The ids are the item titles of the CDs test split joined with ", ": `latentr3 bench --dump-ids` writes the windows
 it used, this script re-tokenises the same text with the Hugging Face tokenizer that `transformers` builds from the
@@ -167,8 +168,9 @@ def main() -> None:
                 "model": model_id, "kind": kind, "batch": batch, "tokens": tokens, "runs": runs,
                 "ours_median_s": mine["median_s"], "ours_tokens_per_s": mine["tokens_per_s"],
                 "ours_gflops": mine["gflops"], "torch_median_s": secs, "torch_tokens_per_s": torch_tps,
-                # The same FLOP count over torch's time.
-                "torch_gflops": mine["gflops"] * mine["median_s"] / secs,
+                # torch runs a full forward pass (its last layer at every position): that FLOP count over its
+                # time. Ours is the work our pass did (`last_only` skips the last layer's other positions).
+                "torch_gflops": mine["full_pass_gflop"] / secs,
                 "ratio": mine["tokens_per_s"] / torch_tps, "threads": args.threads,
                 "torch": torch.__version__, "device": mine["device"], "loadavg_1min": os.getloadavg()[0],
             }

@@ -155,6 +155,27 @@ impl Attention {
         (self.o_proj.forward(rows.pack(y)), kv) // [rows, d]
     }
 
+    /// The keys and values of the rows `x` (already normalised), in the cache layout and appended to `cache`:
+    /// the projections and RoPE of [`Attention::forward_rows`] without the queries, attention and output.
+    ///
+    /// # Shapes
+    /// - x: `[rows, d]`; cache as [`Attention::forward`]
+    /// - output: kᵀ `[B, K, h, L_c + L]`, v `[B, K, L_c + L, h]`
+    pub(crate) fn keys_values(&self, x: Tensor<2>, rows: &Rows, rope: &RopeTables, cache: Option<LayerKv>) -> LayerKv {
+        let k = rows.unpack(self.k_proj.forward(x.clone())); // [B, L, K·h]
+        let v = rows.unpack(self.v_proj.forward(x)); // [B, L, K·h]
+        let [b, l, _] = k.dims();
+        let (n_kv, h) = (self.n_kv_heads, self.head_dim);
+        let v = v.reshape([b, l, n_kv, h]).swap_dims(1, 2); // [B, K, L, h]
+        let k_t = if kernels::host_kernels(&k) {
+            kernels::rope_heads_transposed(k, n_kv, rope.host())
+        } else {
+            rope.apply(k.reshape([b, l, n_kv, h]).swap_dims(1, 2)).swap_dims(2, 3)
+        }; // [B, K, h, L]
+        let (k_t, v) = self.extend(cache, k_t, v);
+        LayerKv { k_t, v }
+    }
+
     /// The plain path: burn ops only, differentiable. Returns the heads' outputs `[B, L, H·h]` before `o_proj`.
     fn attend_plain(&self, input: Projected) -> (Tensor<3>, LayerKv) {
         let Projected { q, k, v, ctx: Context { rope, mask, cache } } = input;

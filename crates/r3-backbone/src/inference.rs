@@ -103,10 +103,10 @@ pub fn greedy_generate(
         let l = ids.len();
         let input = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, l]), device);
         let embeddings = model.embed(input);
-        let HiddenOutput { hidden, cache: next } = model.hidden(HiddenInput::new(embeddings).with_cache(cache));
+        let input = HiddenInput::new(embeddings).with_cache(cache).last_only();
+        let HiddenOutput { hidden, cache: next } = model.hidden(input);
         cache = Some(next);
-        let last = hidden.narrow(1, l - 1, 1); // [1, 1, d]
-        let logits = model.logits(last); // [1, 1, V]
+        let logits = model.logits(hidden); // [1, 1, V]
         let token = logits.argmax(2).into_scalar::<i64>() as u32;
         out.push(token);
         if Some(token) == eos {

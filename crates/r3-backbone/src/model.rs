@@ -193,12 +193,17 @@ pub struct HiddenInput {
     pub positions: Option<Tensor<2, Int>>,
     /// The cache of the earlier tokens of the same rows.
     pub cache: Option<KvCache>,
+    /// Only the last position's hidden state is wanted (a prefill before decoding): the last layer computes the
+    /// keys and values of every new token, as always, but its attention output and MLP only at the last
+    /// position of each row, and [`HiddenOutput::hidden`] is `[B, 1, d]`. The last position of every row must
+    /// be a real token (left padding). The cache is the same as without it.
+    pub last_only: bool,
 }
 
 impl HiddenInput {
     /// Embeddings of new tokens, no padding, derived positions, no cache.
     pub fn new(embeddings: Tensor<3>) -> Self {
-        HiddenInput { embeddings, padding: None, positions: None, cache: None }
+        HiddenInput { embeddings, padding: None, positions: None, cache: None, last_only: false }
     }
 
     /// Sets the padding mask of the new tokens (`[B, L]`, `true` = real).
@@ -218,12 +223,19 @@ impl HiddenInput {
         self.cache = cache;
         self
     }
+
+    /// Asks for the last position's hidden state only ([`HiddenInput::last_only`]).
+    pub fn last_only(mut self) -> Self {
+        self.last_only = true;
+        self
+    }
 }
 
 /// The outputs of [`Backbone::hidden`].
 #[derive(Clone, Debug)]
 pub struct HiddenOutput {
-    /// The final-RMSNorm output of the new tokens, `[B, L, d]`.
+    /// The final-RMSNorm output of the new tokens, `[B, L, d]` (`[B, 1, d]`, the last position, with
+    /// [`HiddenInput::last_only`]).
     pub hidden: Tensor<3>,
     /// The input cache extended by the new tokens (drop it when not decoding further).
     pub cache: KvCache,
@@ -253,7 +265,7 @@ impl Backbone {
 
     /// [`Backbone::hidden`] on the calling thread.
     fn hidden_on_pool(&self, input: HiddenInput) -> HiddenOutput {
-        let HiddenInput { embeddings, padding, positions, cache } = input;
+        let HiddenInput { embeddings, padding, positions, cache, last_only } = input;
         let [b, l, _] = embeddings.dims();
         let device = embeddings.device();
         let (cache_len, cached_layers, cached_padding) = match cache {
@@ -288,22 +300,56 @@ impl Backbone {
         });
         assert_eq!(positions.dims(), [b, l], "positions shape");
 
-        let rope = self.rope.tables(positions, embeddings.dtype());
+        let rope = self.rope.tables(positions.clone(), embeddings.dtype());
         let mask = AttentionMask::new(padding.clone(), cache_len, l);
         // Padded new tokens are left out of every position-wise layer (crate::pack); one new token never is.
         let rows = match &new_padding {
             Some(p) if l > 1 => Rows::from_padding(p),
             _ => Rows::dense(b, l),
         };
+        let dtype = embeddings.dtype();
         let mut x = rows.pack(embeddings); // [rows, d]
+        let last_only = last_only && l > 1;
+        let full = if last_only { self.layers.len() - 1 } else { self.layers.len() };
+        let mut caches = cached_layers.into_iter();
         let mut layers = Vec::with_capacity(self.layers.len());
-        for (layer, cache) in self.layers.iter().zip(cached_layers) {
-            let ctx = Context { rope: rope.clone(), mask: mask.clone(), cache };
+        for layer in &self.layers[..full] {
+            let ctx = Context { rope: rope.clone(), mask: mask.clone(), cache: caches.next().flatten() };
             let (y, kv) = layer.forward_rows(x, &rows, ctx);
             x = y;
             layers.push(kv);
         }
-        HiddenOutput { hidden: rows.unpack(norm(&self.norm, x)), cache: KvCache { layers, padding } } // [B, L, d]
+        if !last_only {
+            return HiddenOutput { hidden: rows.unpack(norm(&self.norm, x)), cache: KvCache { layers, padding } }; // [B, L, d]
+        }
+
+        // The last layer, for the last position only. Its first L − 1 new tokens contribute keys and values
+        // (the cache of the last token); the last token then runs the layer as one decoding step after them.
+        let layer = &self.layers[full];
+        let x = rows.unpack(x); // [B, L, d]
+        let d = x.dims()[2];
+        if let Some(p) = &new_padding {
+            let last_real = p.clone().narrow(1, l - 1, 1).int().sum().into_scalar::<i64>();
+            assert_eq!(
+                last_real, b as i64,
+                "HiddenInput::last_only needs a real last token in every row (left padding)"
+            );
+        }
+        let pre_rows = match &new_padding {
+            Some(p) => Rows::from_padding(&p.clone().narrow(1, 0, l - 1)),
+            None => Rows::dense(b, l - 1),
+        };
+        let pre = norm(&layer.input_layernorm, pre_rows.pack(x.clone().narrow(1, 0, l - 1))); // [rows, d]
+        let pre_rope = self.rope.tables(positions.clone().narrow(1, 0, l - 1), dtype);
+        let kv = layer.self_attn.keys_values(pre, &pre_rows, &pre_rope, caches.next().flatten());
+        let ctx = Context {
+            rope: self.rope.tables(positions.narrow(1, l - 1, 1), dtype),
+            mask: AttentionMask::new(padding.clone(), cache_len + l - 1, 1),
+            cache: Some(kv),
+        };
+        let (y, kv) = layer.forward_rows(x.narrow(1, l - 1, 1).reshape([b, d]), &Rows::dense(b, 1), ctx); // [B, d]
+        layers.push(kv);
+        HiddenOutput { hidden: norm(&self.norm, y).reshape([b, 1, d]), cache: KvCache { layers, padding } }
     }
 
     /// The logits at the given hidden states. Select the positions first (the last one, a target span): the
@@ -408,6 +454,61 @@ mod tests {
             assert_eq!(out.cache.len(), l);
             let d = maxdiff(full, Tensor::cat(parts, 1));
             assert!(d < 1e-5, "{arch:?}: maxdiff {d}");
+        }
+    }
+
+    /// `last_only` gives the full forward's last hidden state and the same cache (so the same next step), on the
+    /// host path (flex) and the plain path (autodiff), left-padded (packed) or not, with and without an earlier
+    /// cache.
+    #[test]
+    fn last_only_equals_the_last_position_of_the_full_forward() {
+        for device in [test_device(), test_device().autodiff()] {
+            for arch in [Arch::Llama, Arch::Qwen2] {
+                let m = randomized(&tiny(arch, arch == Arch::Llama), &device);
+                let (b, l) = (3, 6);
+                let ids: Vec<i64> = (0..(b * l) as i64).map(|i| (i * 7 + 3) % 61).collect();
+                let x = m.embed(Tensor::from_data(TensorData::new(ids, [b, l]), &device));
+                // Row 1 is left-padded by four positions, row 2 by one.
+                let real: Vec<bool> = (0..b * l).map(|i| !matches!(i, 6..=9 | 12)).collect();
+                let padding = Tensor::<2, Bool>::from_data(TensorData::new(real, [b, l]), &device);
+                for pad in [false, true] {
+                    let input = |x: Tensor<3>| {
+                        let i = HiddenInput::new(x);
+                        if pad { i.with_padding(padding.clone()) } else { i }
+                    };
+                    let full = m.hidden(input(x.clone()));
+                    let last = m.hidden(input(x.clone()).last_only());
+                    assert_eq!(last.hidden.dims(), [b, 1, 32]);
+                    let d = maxdiff(full.hidden.clone().narrow(1, l - 1, 1), last.hidden);
+                    assert!(d < 1e-5, "{arch:?}, padding {pad}: last hidden maxdiff {d}");
+                    assert_eq!(last.cache.len(), l);
+                    // Keys and values agree at every real position; the next step sees the same cache.
+                    for (a, c) in full.cache.layers.iter().zip(&last.cache.layers) {
+                        let keep = if pad {
+                            padding.clone().float().reshape([b, 1, l, 1])
+                        } else {
+                            Tensor::ones([b, 1, l, 1], &device)
+                        };
+                        let dk = (a.k_t.clone().swap_dims(2, 3) - c.k_t.clone().swap_dims(2, 3)).abs() * keep.clone();
+                        let dv = (a.v.clone() - c.v.clone()).abs() * keep;
+                        let dk = dk.max().into_scalar::<f32>();
+                        let dv = dv.max().into_scalar::<f32>();
+                        assert!(dk < 1e-5 && dv < 1e-5, "{arch:?}, padding {pad}: cache maxdiff {dk}, {dv}");
+                    }
+                    let step = m.embed(Tensor::from_data(TensorData::new(vec![5i64, 6, 7], [b, 1]), &device));
+                    let after = |cache| m.hidden(HiddenInput::new(step.clone()).with_cache(Some(cache))).hidden;
+                    let d = maxdiff(after(full.cache.clone()), after(last.cache.clone()));
+                    assert!(d < 1e-5, "{arch:?}, padding {pad}: next step maxdiff {d}");
+                    // After a cache: three more tokens, last only.
+                    let more = m
+                        .embed(Tensor::from_data(TensorData::new(vec![1i64, 2, 3, 4, 5, 6, 7, 8, 9], [b, 3]), &device));
+                    let full2 = m.hidden(HiddenInput::new(more.clone()).with_cache(Some(full.cache.clone())));
+                    let last2 = m.hidden(HiddenInput::new(more).with_cache(Some(full.cache)).last_only());
+                    let d = maxdiff(full2.hidden.narrow(1, 2, 1), last2.hidden);
+                    assert!(d < 1e-5, "{arch:?}, padding {pad}: after a cache, maxdiff {d}");
+                    assert_eq!(last2.cache.len(), l + 3);
+                }
+            }
         }
     }
 

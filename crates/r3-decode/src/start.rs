@@ -43,13 +43,13 @@ impl DecodeStart {
             real.extend(std::iter::repeat_n(false, pad).chain(std::iter::repeat_n(true, p.len())));
         }
         let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [b, l]), device);
-        let mut input = HiddenInput::new(model.embed(ids));
+        // Decoding reads the last position only: the last layer skips the rest (`last_only`).
+        let mut input = HiddenInput::new(model.embed(ids)).last_only();
         if prompts.iter().any(|p| p.len() < l) {
             input = input.with_padding(Tensor::<2, Bool>::from_data(TensorData::new(real, [b, l]), device));
         }
-        let out = model.hidden(input);
-        let last = out.hidden.narrow(1, l - 1, 1); // [B, 1, d]
-        let logits = model.logits(last); // [B, 1, V]
+        let out = model.hidden(input); // hidden: [B, 1, d]
+        let logits = model.logits(out.hidden); // [B, 1, V]
         let v = logits.dims()[2];
         DecodeStart { cache: out.cache, logits: logits.reshape([b, v]) } // [B, V]
     }

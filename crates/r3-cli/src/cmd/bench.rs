@@ -162,7 +162,13 @@ fn bench(args: &BenchArgs, kind: Kind) -> anyhow::Result<()> {
         Kind::Decode => (1, args.tokens),
     };
     let tokens_per_s = (args.batch * new) as f64 / median;
-    let gflops = forward_flops(config, args.batch, new, past) / median / 1e9;
+    // What a full forward pass computes (PyTorch's work, for the side-by-side script), and what ours did.
+    let full = forward_flops(config, args.batch, new, past);
+    let work = match kind {
+        Kind::Prefill => prefill_flops(config, args.batch, new),
+        Kind::Decode => full,
+    };
+    let gflops = work / median / 1e9;
     let threads = threads();
     if args.common.json {
         let line = serde_json::json!({
@@ -175,6 +181,7 @@ fn bench(args: &BenchArgs, kind: Kind) -> anyhow::Result<()> {
             "min_s": times[0],
             "tokens_per_s": tokens_per_s,
             "gflops": gflops,
+            "full_pass_gflop": full / 1e9,
             "device": format!("{dev:?}"),
             "threads": threads,
         });
@@ -211,11 +218,12 @@ fn token_windows(tok: &Tokenizer, data: &Path, batch: usize, width: usize) -> an
     Ok(ids.chunks_exact(width).take(batch).map(<[u32]>::to_vec).collect())
 }
 
-/// One forward pass over `ids` (`[B, L]`) and the logits of the last position: the cache and the logits.
+/// One forward pass over `ids` (`[B, L]`) and the logits of the last position: the cache and the logits. The
+/// last layer computes its output at the last position only (`HiddenInput::last_only`), as a prefill before
+/// decoding does.
 fn prefill(model: &Backbone, ids: Tensor<2, Int>) -> (KvCache, Tensor<3>) {
-    let l = ids.dims()[1];
-    let out = model.hidden(HiddenInput::new(model.embed(ids)));
-    let logits = model.logits(out.hidden.narrow(1, l - 1, 1)); // [B, 1, V]
+    let out = model.hidden(HiddenInput::new(model.embed(ids)).last_only());
+    let logits = model.logits(out.hidden); // [B, 1, V]
     (out.cache, logits)
 }
 
@@ -273,6 +281,20 @@ pub fn threads() -> usize {
         .and_then(|v| v.parse().ok())
         .filter(|&n| n > 0)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// The floating-point operations of our prefill of `new` tokens per row (`HiddenInput::last_only`): a full
+/// forward ([`forward_flops`]) but for the last layer's first `new − 1` tokens, which compute their keys and values
+/// (`2·2·d·K·h` each) and nothing else, their queries' attention included.
+pub fn prefill_flops(c: &BackboneConfig, batch: usize, new: usize) -> f64 {
+    if new < 2 {
+        return forward_flops(c, batch, new, 0);
+    }
+    let (d, f) = (c.hidden_size as f64, c.intermediate_size as f64);
+    let (q, kv) = ((c.n_heads * c.head_dim) as f64, (c.n_kv_heads * c.head_dim) as f64);
+    let per_token = 2.0 * (d * q + 2.0 * d * kv + q * d + 3.0 * d * f);
+    let skipped = (new - 1) as f64 * (per_token - 4.0 * d * kv) + 4.0 * q * ((new - 1) * new) as f64;
+    forward_flops(c, batch, new, 0) - batch as f64 * skipped
 }
 
 /// The floating-point operations of one forward of `new` tokens per row after `past` cached ones, for `batch`
