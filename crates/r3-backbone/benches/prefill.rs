@@ -1,7 +1,8 @@
 //! Prefill and cached decoding of the real checkpoints on the flex CPU backend (f32).
 //!
-//! - `prefill/b{B}x200`: the decoder over `B` prompts of 200 tokens plus the logits of the last position (what
-//!   generation and beam search do first); throughput in prompt tokens per second.
+//! - `prefill/b{B}x200`: the decoder over `B` prompts of 200 tokens (the last layer at the last position only,
+//!   `HiddenInput::last_only`) plus the logits of the last position (what generation and beam search do first);
+//!   throughput in prompt tokens per second.
 //! - `decode/b10`: one cached step for 10 rows (beams) after a 200-token prefix: 10 new tokens, their logits.
 //!
 //! Models that are not fetched are skipped with a message (`cargo run -p r3-cli -- model fetch <id>`).
@@ -23,9 +24,8 @@ fn ids(rows: usize, len: usize, device: &Device) -> Tensor<2, Int> {
 }
 
 fn prefill(m: &Backbone, ids: Tensor<2, Int>) -> Tensor<3> {
-    let l = ids.dims()[1];
-    let out = m.hidden(HiddenInput::new(m.embed(ids)));
-    m.logits(out.hidden.narrow(1, l - 1, 1)) // [B, 1, V]
+    let out = m.hidden(HiddenInput::new(m.embed(ids)).last_only()); // the last layer at the last position only
+    m.logits(out.hidden) // [B, 1, V]
 }
 
 fn bench(c: &mut Criterion) {
