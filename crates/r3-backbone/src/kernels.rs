@@ -83,7 +83,7 @@ pub(crate) fn exp(x: f32) -> f32 {
     let p = p * r + 8.333_452e-3;
     let p = p * r + 4.166_579_6e-2;
     let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 5.000_000_1e-1;
+    let p = p * r + 0.5; // Cephes: 5.0000001201e-1, which is 0.5 in f32
     let er = p * r * r + r + 1.0;
     // n = t.bits − ROUND.bits exactly (both have the exponent of 2^23); 2^n has the biased exponent n + 127.
     let biased = t.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127);

@@ -275,6 +275,10 @@ struct MicroStats {
 /// The scalars a peer sends to the all-reduce per micro-step.
 const MICRO_SCALARS: usize = 6;
 
+/// What [`PoolRunner::run`] returns: the summed LatentRATT gradients (none without micro-batches) and the
+/// statistics of each micro-batch, by its index.
+type PoolOutput = (Option<GradientsParams>, Vec<(usize, MicroStats)>);
+
 impl PoolRunner<'_> {
     /// Runs the micro-steps `pools` (each an index among the step's `n_micro` and its batch): the generation (or
     /// reuse), the loss divided by `n_micro`, its backward pass, and the sum of the LatentRATT gradients.
@@ -286,7 +290,7 @@ impl PoolRunner<'_> {
         iteration: u64,
         generations: &mut Vec<Option<Generation>>,
         step_no: u64,
-    ) -> Result<(Option<GradientsParams>, Vec<(usize, MicroStats)>)> {
+    ) -> Result<PoolOutput> {
         let c = self.config;
         generations.resize(n_micro, None);
         let step = GrpoStep {

@@ -20,9 +20,12 @@ use crate::{POISON, TinyLm, ad_device, config, data, max_diff, samples, weights}
 const SETTINGS: [&str; 5] =
     ["train.batch=8", "train.micro_batch=2", "train.epochs=1", "train.warmup=0", "train.lr=1e-3"];
 
+/// The weights after a run and the (loss, grad norm) of every step.
+type Run = (Vec<Vec<f32>>, Vec<(f64, f64)>);
+
 /// Runs the equivalence setting on `peers` flex peers (`None`: the plain one-device trainer); returns the
 /// weights and the (loss, grad norm) of every step.
-fn run(dir: &std::path::Path, peers: Option<usize>) -> anyhow::Result<(Vec<Vec<f32>>, Vec<(f64, f64)>)> {
+fn run(dir: &std::path::Path, peers: Option<usize>) -> anyhow::Result<Run> {
     let device = ad_device();
     let trainer =
         SftTrainer::new(config(dir, &SETTINGS), TinyLm::new(&device, 1), data(samples(16, 0), samples(4, 0)), device)?;
@@ -83,7 +86,7 @@ fn two_processes_over_tcp_give_the_one_device_update() -> anyhow::Result<()> {
     let handles: Vec<_> = (0..2usize)
         .map(|rank| {
             let dir = tmp.path().join(format!("rank-{rank}"));
-            std::thread::spawn(move || -> anyhow::Result<(Vec<Vec<f32>>, Vec<(f64, f64)>)> {
+            std::thread::spawn(move || -> anyhow::Result<Run> {
                 let device = ad_device();
                 let parallel = ParallelConfig {
                     devices: vec![Device::flex()],
