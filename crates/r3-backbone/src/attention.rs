@@ -164,16 +164,8 @@ impl Attention {
     pub(crate) fn keys_values(&self, x: Tensor<2>, rows: &Rows, rope: &RopeTables, cache: Option<LayerKv>) -> LayerKv {
         let k = rows.unpack(self.k_proj.forward(x.clone())); // [B, L, K·h]
         let v = rows.unpack(self.v_proj.forward(x)); // [B, L, K·h]
-        let [b, l, _] = k.dims();
-        let (n_kv, h) = (self.n_kv_heads, self.head_dim);
-        let v = v.reshape([b, l, n_kv, h]).swap_dims(1, 2); // [B, K, L, h]
-        let k_t = if kernels::host_kernels(&k) {
-            kernels::rope_heads_transposed(k, n_kv, rope.host())
-        } else {
-            rope.apply(k.reshape([b, l, n_kv, h]).swap_dims(1, 2)).swap_dims(2, 3)
-        }; // [B, K, h, L]
-        let (k_t, v) = self.extend(cache, k_t, v);
-        LayerKv { k_t, v }
+        let host = kernels::host_kernels(&k);
+        self.append_kv(cache, (k, v), rope, host)
     }
 
     /// The plain path: burn ops only, differentiable. Returns the heads' outputs `[B, L, H·h]` before `o_proj`.
@@ -183,12 +175,8 @@ impl Attention {
         let (n_h, n_kv, h) = (self.n_heads, self.n_kv_heads, self.head_dim);
         let g = n_h / n_kv;
 
-        let q = q.reshape([b, l, n_h, h]).swap_dims(1, 2); // [B, H, L, h]
-        let k = k.reshape([b, l, n_kv, h]).swap_dims(1, 2); // [B, K, L, h]
-        let v = v.reshape([b, l, n_kv, h]).swap_dims(1, 2); // [B, K, L, h]
-        let q = rope.apply(q);
-        let k_t = rope.apply(k).swap_dims(2, 3); // [B, K, h, L]
-        let (k_t, v) = self.extend(cache, k_t, v);
+        let q = rope.apply(q.reshape([b, l, n_h, h]).swap_dims(1, 2)); // [B, H, L, h]
+        let LayerKv { k_t, v } = self.append_kv(cache, (k, v), &rope, false);
         let lk = k_t.dims()[3];
 
         // Query head `j·G + i` uses key/value head `j` (HF repeat_kv): stack the G heads of a group along the
@@ -223,9 +211,7 @@ impl Attention {
         // The scale 1/√h is applied to q in f32, as the plain path's `mul_scalar`.
         let scale = (1.0 / (h as f64).sqrt()) as f32;
         let q = kernels::rope_heads(q, n_h, tables, scale); // [B, H, L, h]
-        let k_t = kernels::rope_heads_transposed(k, n_kv, tables); // [B, K, h, L]
-        let v = v.reshape([b, l, n_kv, h]).swap_dims(1, 2); // [B, K, L, h]
-        let (k_t, v) = self.extend(cache, k_t, v);
+        let LayerKv { k_t, v } = self.append_kv(cache, (k, v), &rope, true);
         let lk = k_t.dims()[3];
         assert_eq!(mask.cache_len + l, lk, "the attention mask expects {} cached positions", mask.cache_len);
 
@@ -236,15 +222,28 @@ impl Attention {
         (y.swap_dims(1, 2).reshape([b, l, n_h * h]), LayerKv { k_t, v }) // [B, L, H·h]
     }
 
-    /// Appends the new keys and values to the cached ones (kᵀ made contiguous, see [`LayerKv`]).
+    /// The new tokens' keys, rotated (RoPE) and transposed, and values in the cache layout, appended to the cached
+    /// ones (kᵀ made contiguous, see [`LayerKv`]). `host`: RoPE by the host kernel, else by burn ops.
     ///
     /// # Shapes
-    /// - k_t: `[B, K, h, L]`; v: `[B, K, L, h]`
+    /// - k, v: `[B, L, K·h]`; cache: kᵀ `[B, K, h, L_c]`, v `[B, K, L_c, h]`
     /// - output: kᵀ `[B, K, h, L_c + L]`, v `[B, K, L_c + L, h]`
-    fn extend(&self, cache: Option<LayerKv>, k_t: Tensor<4>, v: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
-        let [b, _, _, _] = k_t.dims();
+    fn append_kv(
+        &self,
+        cache: Option<LayerKv>,
+        (k, v): (Tensor<3>, Tensor<3>),
+        rope: &RopeTables,
+        host: bool,
+    ) -> LayerKv {
+        let [b, l, _] = k.dims();
         let (n_kv, h) = (self.n_kv_heads, self.head_dim);
-        match cache {
+        let k_t = if host {
+            kernels::rope_heads_transposed(k, n_kv, rope.host())
+        } else {
+            rope.apply(k.reshape([b, l, n_kv, h]).swap_dims(1, 2)).swap_dims(2, 3)
+        }; // [B, K, h, L]
+        let v = v.reshape([b, l, n_kv, h]).swap_dims(1, 2); // [B, K, L, h]
+        let (k_t, v) = match cache {
             Some(c) => {
                 let [cb, ck, ch, _] = c.k_t.dims();
                 assert!(
@@ -255,7 +254,8 @@ impl Attention {
                 (Tensor::cat(vec![c.k_t, k_t], 3), Tensor::cat(vec![c.v, v], 2))
             }
             None => (contiguous(k_t), v),
-        }
+        };
+        LayerKv { k_t, v }
     }
 }
 

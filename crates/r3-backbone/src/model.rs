@@ -300,14 +300,14 @@ impl Backbone {
         });
         assert_eq!(positions.dims(), [b, l], "positions shape");
 
-        let rope = self.rope.tables(positions.clone(), embeddings.dtype());
+        let dtype = embeddings.dtype();
+        let rope = self.rope.tables(positions.clone(), dtype);
         let mask = AttentionMask::new(padding.clone(), cache_len, l);
         // Padded new tokens are left out of every position-wise layer (crate::pack); one new token never is.
         let rows = match &new_padding {
             Some(p) if l > 1 => Rows::from_padding(p),
             _ => Rows::dense(b, l),
         };
-        let dtype = embeddings.dtype();
         let mut x = rows.pack(embeddings); // [rows, d]
         let last_only = last_only && l > 1;
         let full = if last_only { self.layers.len() - 1 } else { self.layers.len() };
@@ -328,15 +328,17 @@ impl Backbone {
         let layer = &self.layers[full];
         let x = rows.unpack(x); // [B, L, d]
         let d = x.dims()[2];
-        if let Some(p) = &new_padding {
-            let last_real = p.clone().narrow(1, l - 1, 1).int().sum().into_scalar::<i64>();
-            assert_eq!(
-                last_real, b as i64,
-                "HiddenInput::last_only needs a real last token in every row (left padding)"
-            );
-        }
         let pre_rows = match &new_padding {
-            Some(p) => Rows::from_padding(&p.clone().narrow(1, 0, l - 1)),
+            Some(p) => {
+                // One read of the padding: every row's last token must be real; the first L − 1 give the rows.
+                let real: Vec<bool> = p.clone().int().into_data().iter::<i64>().map(|v| v != 0).collect();
+                assert!(
+                    real.chunks(l).all(|row| row[l - 1]),
+                    "HiddenInput::last_only needs a real last token in every row (left padding)"
+                );
+                let prefix: Vec<bool> = real.chunks(l).flat_map(|row| row[..l - 1].iter().copied()).collect();
+                Rows::from_host(&prefix, b, l - 1, &device)
+            }
             None => Rows::dense(b, l - 1),
         };
         let pre = norm(&layer.input_layernorm, pre_rows.pack(x.clone().narrow(1, 0, l - 1))); // [rows, d]

@@ -290,10 +290,8 @@ pub fn prefill_flops(c: &BackboneConfig, batch: usize, new: usize) -> f64 {
     if new < 2 {
         return forward_flops(c, batch, new, 0);
     }
-    let (d, f) = (c.hidden_size as f64, c.intermediate_size as f64);
-    let (q, kv) = ((c.n_heads * c.head_dim) as f64, (c.n_kv_heads * c.head_dim) as f64);
-    let per_token = 2.0 * (d * q + 2.0 * d * kv + q * d + 3.0 * d * f);
-    let skipped = (new - 1) as f64 * (per_token - 4.0 * d * kv) + 4.0 * q * ((new - 1) * new) as f64;
+    let l = LayerFlops::of(c);
+    let skipped = (new - 1) as f64 * (l.per_token - l.keys_values) + l.per_pair * ((new - 1) * new) as f64;
     forward_flops(c, batch, new, 0) - batch as f64 * skipped
 }
 
@@ -305,10 +303,48 @@ pub fn prefill_flops(c: &BackboneConfig, batch: usize, new: usize) -> f64 {
 /// row, `2·d·V`). Attention adds `2·2·H·h` per (query, key) pair, and the whole `new × (past + new)` block is
 /// computed (masked scores too). Norms, RoPE, softmax and SiLU are not counted.
 pub fn forward_flops(c: &BackboneConfig, batch: usize, new: usize, past: usize) -> f64 {
-    let (d, f, v) = (c.hidden_size as f64, c.intermediate_size as f64, c.vocab_size as f64);
-    let (q, kv) = ((c.n_heads * c.head_dim) as f64, (c.n_kv_heads * c.head_dim) as f64);
-    let per_token = 2.0 * (d * q + 2.0 * d * kv + q * d + 3.0 * d * f);
-    let attention = 4.0 * q * (new * (past + new)) as f64;
-    let per_row = c.n_layers as f64 * (new as f64 * per_token + attention) + 2.0 * d * v;
+    let l = LayerFlops::of(c);
+    let attention = l.per_pair * (new * (past + new)) as f64;
+    let per_row =
+        c.n_layers as f64 * (new as f64 * l.per_token + attention) + 2.0 * (c.hidden_size * c.vocab_size) as f64;
     batch as f64 * per_row
+}
+
+/// The FLOPs of one decoder layer ([`forward_flops`] counts them).
+struct LayerFlops {
+    /// The projections and the MLP for one token: `2·(d·H·h + 2·d·K·h + H·h·d + 3·d·f)`.
+    per_token: f64,
+    /// The key and value projections of one token, part of `per_token`: `2·2·d·K·h`.
+    keys_values: f64,
+    /// Attention for one (query, key) pair: `2·2·H·h`.
+    per_pair: f64,
+}
+
+impl LayerFlops {
+    fn of(c: &BackboneConfig) -> Self {
+        let (d, f) = (c.hidden_size as f64, c.intermediate_size as f64);
+        let (q, kv) = ((c.n_heads * c.head_dim) as f64, (c.n_kv_heads * c.head_dim) as f64);
+        LayerFlops {
+            per_token: 2.0 * (2.0 * d * q + 2.0 * d * kv + 3.0 * d * f),
+            keys_values: 4.0 * d * kv,
+            per_pair: 4.0 * q,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use r3_backbone::Arch;
+
+    /// SmolLM2-135M's shapes at 8 × 200 tokens, against the counts worked out by hand: the full pass, and the
+    /// last layer's 199 skipped positions (their projections and MLP but the keys and values, and their queries'
+    /// attention), 3.1 % of it.
+    #[test]
+    fn prefill_skips_the_last_layers_other_positions() {
+        let c = BackboneConfig::new(Arch::Llama, 49_152, 576, 30, 9, 3, 64, 1536, 1e5, 1e-5, false, true, 8192);
+        assert_eq!(forward_flops(&c, 8, 200, 0), 362_310_008_832.0);
+        assert_eq!(forward_flops(&c, 8, 200, 0) - prefill_flops(&c, 8, 200), 11_297_341_440.0);
+        assert_eq!(prefill_flops(&c, 8, 1), forward_flops(&c, 8, 1, 0));
+    }
 }
