@@ -257,10 +257,10 @@ impl Backbone {
     /// - embeddings: `[B, L, d]`; padding, positions: `[B, L]`; cache: `B` rows of `L_c` positions
     /// - hidden: `[B, L, d]`; cache: `B` rows of `L_c + L` positions
     ///
-    /// The pass runs on a worker of rayon's global pool ([`crate::pool::on_pool`]), so that flex's operations
-    /// split their work in place instead of each being handed to the pool from outside.
+    /// On flex the pass runs on a worker of rayon's global pool ([`crate::pool::on_pool`]), so that flex's
+    /// operations split their work in place instead of each being handed to the pool from outside.
     pub fn hidden(&self, input: HiddenInput) -> HiddenOutput {
-        crate::pool::on_pool(|| self.hidden_on_pool(input))
+        crate::pool::on_pool(&input.embeddings.device(), || self.hidden_on_pool(input))
     }
 
     /// [`Backbone::hidden`] on the calling thread.

@@ -11,27 +11,44 @@
 //!
 //! Only stretches that never block on another thread are moved: a worker that waits (for a data-parallel
 //! all-reduce, a channel) is a worker taken from the pool, and with `RAYON_NUM_THREADS=1` the pool's only one.
+//!
+//! Only flex's work is moved. The cubecl backends (wgpu, vulkan, cuda) queue each thread's operations on a
+//! stream of its own, so a forward pass on a rayon worker over weights made on the main thread works across
+//! streams; on wgpu over Mesa's lavapipe the first such pass was right and every later one wrong (CI of
+//! 2026-11-26, the SmolLM2 golden test; where inside cubecl it goes wrong was not pinned down). Nothing is gained
+//! there anyway: their work does not run on rayon's pool.
 
-/// Runs `f` on a worker of rayon's global pool and returns its result: directly when the caller already is one,
-/// else after one hand-off, the caller waiting until `f` returns. Panics in `f` propagate to the caller.
+use burn::tensor::Device;
+
+/// Runs `f` and returns its result; on a flex device on a worker of rayon's global pool: directly when the caller
+/// already is one, else after one hand-off, the caller waiting until `f` returns. On any other device `f` runs on
+/// the calling thread (see the module documentation). Panics in `f` propagate to the caller.
 ///
-/// `f` must not block on other threads (see the module documentation); tensor work on any backend qualifies.
-pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    if rayon::current_thread_index().is_some() { f() } else { rayon::scope(|_| f()) }
+/// `device` is the device of the tensors `f` works on. `f` must not block on other threads.
+pub fn on_pool<R: Send>(device: &Device, f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() || !crate::kernels::is_flex(device) {
+        f()
+    } else {
+        rayon::scope(|_| f())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_device;
 
-    /// The work runs on a worker of the global pool, returns its value, and nesting does not hand off again.
+    /// On flex the work runs on a worker of the global pool, returns its value, and nesting does not hand off
+    /// again. (That other devices stay on the caller is checked by the integration test
+    /// `cache::on_pool_moves_only_flex_work`, which CI also runs on wgpu.)
     #[test]
-    fn runs_on_a_worker_of_the_global_pool() {
+    fn flex_work_runs_on_a_worker_of_the_global_pool() {
+        let device = test_device();
         assert!(rayon::current_thread_index().is_none(), "the test harness thread is not a rayon worker");
-        let (index, nested) = on_pool(|| {
+        let (index, nested) = on_pool(&device, || {
             let index = rayon::current_thread_index();
             let here = std::thread::current().id();
-            (index, on_pool(|| std::thread::current().id()) == here)
+            (index, on_pool(&device, || std::thread::current().id()) == here)
         });
         let index = index.expect("a worker of the global pool");
         assert!(index < rayon::current_num_threads());
@@ -41,7 +58,7 @@ mod tests {
     /// A panic inside reaches the caller.
     #[test]
     fn a_panic_reaches_the_caller() {
-        let caught = std::panic::catch_unwind(|| on_pool(|| panic!("inside")));
+        let caught = std::panic::catch_unwind(|| on_pool(&test_device(), || panic!("inside")));
         assert!(caught.is_err());
     }
 }

@@ -174,6 +174,7 @@ pub fn fit(
     let mut optim = adam.init();
     let mut rng = SplitMix64::new(settings.seed);
     let mut model = model;
+    let device = model.devices().into_iter().next().unwrap_or_default();
     let mut order: Vec<usize> = (0..examples.len()).collect();
     let mut history = Vec::new();
     let (mut best, mut best_epoch, mut best_model) = (f64::NEG_INFINITY, 0, model.valid());
@@ -192,8 +193,8 @@ pub fn fit(
         let mut total = 0.0;
         for (step, idx) in order.chunks(settings.batch_size).enumerate() {
             let batch: Vec<&[ItemId]> = idx.iter().map(|&i| examples[i].as_slice()).collect();
-            // A step is many small tensor operations: a worker of rayon's pool runs them (`on_pool`).
-            let (next, value) = r3_backbone::on_pool(|| {
+            // A step is many small tensor operations: on flex a worker of rayon's pool runs them (`on_pool`).
+            let (next, value) = r3_backbone::on_pool(&device, || {
                 let loss = model.loss(&batch);
                 let value: f64 = loss.clone().into_scalar::<f32>().into();
                 let mut grads = loss.backward();
@@ -207,7 +208,7 @@ pub fn fit(
         let train_s = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let current = model.valid();
-        let m = r3_backbone::on_pool(|| valid.metrics(&current))?;
+        let m = r3_backbone::on_pool(&device, || valid.metrics(&current))?;
         let valid_s = t.elapsed().as_secs_f64();
         let ndcg = m.ndcg_at(10).unwrap_or(m.ndcg[m.ndcg.len() - 1]);
         let improved = ndcg > best;

@@ -215,9 +215,9 @@ impl BeamSearch {
     /// # Panics
     /// When the start state does not fit the model, or the trie holds a token outside the vocabulary.
     pub fn search(&self, model: &Backbone, input: BeamSearchInput<'_>) -> BeamSearchOutput {
-        // Every decoding step is a forward pass and a handful of small tensor operations: the whole search runs
-        // on a worker of rayon's pool, so that none of them is handed to the pool from outside.
-        r3_backbone::on_pool(|| self.search_on_pool(model, input))
+        // Every decoding step is a forward pass and a handful of small tensor operations: on flex the whole
+        // search runs on a worker of rayon's pool, so that none of them is handed to the pool from outside.
+        r3_backbone::on_pool(&input.start.logits.device(), || self.search_on_pool(model, input))
     }
 
     /// [`BeamSearch::search`] on the calling thread.

@@ -312,7 +312,9 @@ impl PoolRunner<'_> {
             let m = *m;
             let groups = batch.rows;
             let out: MicroStep = match generations[m].take() {
-                Some(generation) if iteration > 0 => r3_backbone::on_pool(|| step.reuse(batch, generation)),
+                Some(generation) if iteration > 0 => {
+                    r3_backbone::on_pool(self.device, || step.reuse(batch, generation))
+                }
                 _ => {
                     let key = NoiseKey { seed: c.train.seed, step: generation_step, micro: m as u64 };
                     let shape = NoiseShape {
@@ -324,8 +326,9 @@ impl PoolRunner<'_> {
                         unnoised_first: c.grpo.unnoised_first,
                     };
                     let noise = latent_noise(key, shape, self.device);
-                    // Sampling, rewards and the surrogate loss block on nothing: a worker of rayon's pool runs them.
-                    let result = r3_backbone::on_pool(|| match c.grpo.algorithm {
+                    // Sampling, rewards and the surrogate loss block on nothing: on flex a worker of rayon's pool
+                    // runs them.
+                    let result = r3_backbone::on_pool(self.device, || match c.grpo.algorithm {
                         Algorithm::LrGrpo => step.lr_grpo(batch, noise),
                         Algorithm::Grpo => {
                             let items = self.items.expect("checked in assemble");
@@ -373,7 +376,7 @@ impl PoolRunner<'_> {
                 },
             ));
             let loss = out.loss;
-            let gp = r3_backbone::on_pool(|| {
+            let gp = r3_backbone::on_pool(self.device, || {
                 let mut tape = loss.div_scalar(n_micro as f64).backward();
                 GradientsParams::from_module(&mut tape, ratt)
             });

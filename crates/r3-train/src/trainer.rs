@@ -120,9 +120,11 @@ enum SftJob {
 fn batch_grads<M: SftModel>(model: &M, batches: &[SftBatch], tokens: usize) -> Result<(Option<GradientsParams>, f64)> {
     let mut grads: Option<GradientsParams> = None;
     let mut nll_sum = 0.0f64;
+    // A model without parameters has no device; it fails below with "no gradients" on any device.
+    let device = model.devices().into_iter().next().unwrap_or_default();
     for batch in batches {
-        // The forward and backward passes block on nothing: they run on a worker of rayon's pool (`on_pool`).
-        let (sum, g) = r3_backbone::on_pool(|| {
+        // The forward and backward passes block on nothing: on flex they run on a worker of rayon's pool.
+        let (sum, g) = r3_backbone::on_pool(&device, || {
             let nll = model.nll(batch);
             if nll.tokens != count_real(batch) {
                 return Err(Error::Data {
@@ -515,10 +517,10 @@ impl<M: SftModel> SftTrainer<M> {
         let loss = nll_sum / tokens as f64;
         let update = Update { loss, grads: grads.unwrap_or_default(), clip, step, checkpoint: &checkpoint };
         // The trainer lets go of the parameters for the step, so that the optimizer holds their only reference.
-        // Clipping and the optimizer step block on nothing either: they run on a worker of rayon's pool.
+        // Clipping and the optimizer step block on nothing either: on flex they run on a worker of rayon's pool.
         let model = self.take_model();
         let optimizer = &mut self.optimizer;
-        let (model, norm) = r3_backbone::on_pool(move || match checked_update(&model, update) {
+        let (model, norm) = r3_backbone::on_pool(&self.device, move || match checked_update(&model, update) {
             Ok((grads, norm)) => (optimizer.step(lr, model, grads), Ok(norm)),
             Err(e) => (model, Err(e)),
         });

@@ -1,7 +1,8 @@
 //! The KV cache and padding on the real SmolLM2 checkpoint, against the plain full forward: cached decoding,
-//! left padding, a prefix shared by several continuations ([`KvCache::expand`]) and greedy decoding. All
-//! comparisons are within 1e-4 absolute on hidden states and logits (the same model in f32; differences come
-//! only from summation order in matmuls of different shapes).
+//! left padding, a prefix shared by several continuations ([`KvCache::expand`]), greedy decoding, and a pass
+//! repeated after another one (`on_pool` leaves non-flex work on the calling thread). All comparisons are
+//! within 1e-4 absolute on hidden states and 3e-4 on logits (the same model in f32; differences come only from
+//! summation order in matmuls of different shapes).
 
 use std::sync::OnceLock;
 
@@ -12,6 +13,11 @@ use crate::common::golden_dir;
 use crate::common::{load, test_device};
 
 const TOL: f32 = 1e-4;
+
+/// The tolerance on logits: they are the hidden states (within [`TOL`]) times the `[V, d]` embedding matrix,
+/// whose products add the hidden states' rounding differences up. Cached vs full logits of SmolLM2 differ by
+/// 1.0e-4 on an Intel Xeon (family 6 model 207, AVX-512) and by less on AMD Zen 4.
+const LOGITS_TOL: f32 = 3e-4;
 
 /// SmolLM2, loaded once for all tests of this module.
 fn model() -> &'static Backbone {
@@ -43,8 +49,16 @@ fn maxdiff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
 }
 
 fn check(what: &str, d: f32) {
-    println!("{what}: maxdiff {d:.2e}");
-    assert!(d <= TOL, "{what}: maxdiff {d:.2e} > {TOL:.0e}");
+    check_within(what, d, TOL);
+}
+
+fn check_logits(what: &str, d: f32) {
+    check_within(what, d, LOGITS_TOL);
+}
+
+fn check_within(what: &str, d: f32, tol: f32) {
+    println!("{what}: maxdiff {d:.3e}");
+    assert!(d <= tol, "{what}: maxdiff {d:.3e} > {tol:.0e}");
 }
 
 /// Prefill 5 tokens, then feed the remaining ones one at a time through the cache: every hidden state and
@@ -63,7 +77,7 @@ fn cached_decoding_equals_full_forward() {
     assert_eq!(out.cache.len(), ids.len());
     let cached = Tensor::cat(parts, 1);
     check("cached vs full hidden", maxdiff(full.clone(), cached.clone()));
-    check("cached vs full logits", maxdiff(m.logits(full), m.logits(cached)));
+    check_logits("cached vs full logits", maxdiff(m.logits(full), m.logits(cached)));
 }
 
 /// A batch of a short and a long prompt, the short one left-padded: each row's last logits equal those of the
@@ -83,7 +97,7 @@ fn left_padding_matches_running_alone() {
     for (row, ids) in [(0, &short), (1, &long)] {
         let alone = full_hidden(m, ids);
         let alone_last = m.logits(alone.narrow(1, ids.len() - 1, 1));
-        check(
+        check_logits(
             &format!("row {row} last logits, batch vs alone"),
             maxdiff(batch_last.clone().narrow(0, row, 1), alone_last),
         );
@@ -95,7 +109,7 @@ fn left_padding_matches_running_alone() {
     let step_last = m.logits(step.hidden); // [2, 1, V]
     let short_alone = full_hidden(m, &[short, vec![30]].concat());
     let want = m.logits(short_alone.narrow(1, 21, 1));
-    check("padded row, one cached step vs alone", maxdiff(step_last.narrow(0, 0, 1), want));
+    check_logits("padded row, one cached step vs alone", maxdiff(step_last.narrow(0, 0, 1), want));
 }
 
 /// A prefix computed once and expanded ×3, continued with three different suffixes, equals running each full
@@ -113,7 +127,7 @@ fn expanded_prefix_equals_full_sequences() {
         let alone = full_hidden(m, &[prefix.clone(), s.clone()].concat()).narrow(1, 30, 3);
         let got = out.hidden.clone().narrow(0, i, 1);
         check(&format!("suffix {i}: hidden"), maxdiff(got.clone(), alone.clone()));
-        check(&format!("suffix {i}: logits"), maxdiff(m.logits(got), m.logits(alone)));
+        check_logits(&format!("suffix {i}: logits"), maxdiff(m.logits(got), m.logits(alone)));
     }
     // Beam reordering: rows [2, 0] of the continued cache continue like suffixes 2 and 0.
     let idx = Tensor::<1, Int>::from_data([2, 0], &test_device());
@@ -150,4 +164,32 @@ fn greedy_generate_equals_uncached_argmax() {
     let eos = a[3];
     let stopped = greedy_generate(m, &p, 8, Some(eos), &device);
     assert_eq!(stopped, a[..=a.iter().position(|&t| t == eos).unwrap()].to_vec());
+}
+
+/// `on_pool` moves only flex's work onto rayon's pool; on the cubecl backends (wgpu, vulkan, cuda) the work stays
+/// on the calling thread, whose stream holds the weights. And a forward pass repeated after another one gives
+/// the same result: on wgpu over lavapipe, passes run on a rayon worker were right the first time and wrong
+/// afterwards. CI runs this test on wgpu too (`cargo xtask ci`).
+#[test]
+fn on_pool_moves_only_flex_work() {
+    let device = test_device();
+    let flex = r3_backbone::is_flex(&device);
+    let caller = std::thread::current().id();
+    let (worker, same_thread) =
+        r3_backbone::on_pool(&device, || (rayon::current_thread_index(), std::thread::current().id() == caller));
+    assert_eq!(worker.is_some(), flex, "{device:?}: on a rayon worker: {worker:?}");
+    assert_eq!(same_thread, !flex, "{device:?}: on the calling thread: {same_thread}");
+
+    let m = model();
+    // The prompts share their template's first tokens: their last 48 differ.
+    let tail = |p: usize| {
+        let ids = prompt(p);
+        ids[ids.len() - 48..].to_vec()
+    };
+    let (a, b) = (tail(0), tail(1));
+    let first = full_hidden(m, &a);
+    let other = full_hidden(m, &b);
+    let again = full_hidden(m, &a);
+    check("the same pass repeated after another one", maxdiff(first.clone(), again));
+    assert!(maxdiff(first, other) > 1e-2, "two different prompts gave the same hidden states");
 }
