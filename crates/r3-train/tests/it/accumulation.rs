@@ -41,7 +41,10 @@ fn micro_batches_give_the_same_update_as_one_big_batch() -> anyhow::Result<()> {
          grad norm {big_norm} vs {micro_norm}"
     );
     assert!(moved > 1e-4, "the step did not move the weights ({moved:e})");
-    assert!(diff < 1e-6, "micro-batch accumulation differs from the big batch by {diff:e}");
+    // Within 0.5 % of the step: Adam's first update is about lr · g / (|g| + ε), so for components whose gradient
+    // is near ε the summation order of the micro-batches moves the update by a fraction of lr (1.3e-6 of a 1e-3
+    // step with gemm's AVX-512 kernels, below 1e-6 with the AVX2 ones).
+    assert!(diff < 5e-3 * moved, "micro-batch accumulation differs from the big batch by {diff:e} (step {moved:e})");
     assert!((big_loss - micro_loss).abs() < 1e-6, "losses differ: {big_loss} vs {micro_loss}");
     // Adam's first update is nearly sign(g), blind to a wrong global scale of the gradient; the pre-clip norm
     // is not: Σ NLL / (tokens of the whole batch) must give the big batch's gradient, not a mean of means.
