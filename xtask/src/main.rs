@@ -1,12 +1,16 @@
 //! Project automation, after rust-analyzer's xtask: `cargo xtask ci` (what CI runs, cheapest checks first),
 //! `cargo xtask tidy` (repository rules, also run as a test), `cargo xtask reproduce` (the paper's experiments
 //! through the `latentr3` binary, into `results/`) and `cargo xtask tables` (`docs/results.md` and the figures).
-//! No burn dependency.
+//! It depends on the burn-free crates only (`r3-data`, `r3-metrics`, `r3-runs`; `cargo xtask tidy` checks it):
+//! the run files it reads are `r3-runs`' typed structs, the metrics and the popularity split the library's.
 
 mod ci;
+mod execute;
 mod figures;
 mod manifest;
+mod outcome;
 mod plan;
+mod report;
 mod reproduce;
 mod results;
 mod stats;

@@ -38,12 +38,15 @@
 //! run = "test"
 //! ```
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+pub use r3_runs::eval::Decoding;
 use serde::{Deserialize, Serialize};
+
+mod validate;
 
 /// The folders of `experiments/` that hold the training commands' run configurations, not manifests.
 pub const CONFIG_FOLDERS: [&str; 3] = ["sft", "grpo", "baselines"];
@@ -182,27 +185,6 @@ impl RunKind {
             RunKind::Grpo => "grpo",
             RunKind::Eval => "eval",
             RunKind::Baseline => "baseline",
-        }
-    }
-}
-
-/// The decoding of an evaluation (`latentr3 eval --decoding`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Decoding {
-    /// BIGRec: length penalty 1.
-    #[default]
-    Bigrec,
-    /// D3: length penalty 0.
-    D3,
-}
-
-impl Decoding {
-    /// The CLI value.
-    pub fn name(self) -> &'static str {
-        match self {
-            Decoding::Bigrec => "bigrec",
-            Decoding::D3 => "d3",
         }
     }
 }
@@ -385,111 +367,6 @@ impl Manifest {
     pub fn run(&self, id: &str) -> Option<&RunSpec> {
         self.runs.iter().find(|r| r.id == id)
     }
-
-    /// Checks the references and the per-kind keys, naming the run and the fix.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        if self.paper.table.is_empty() || self.paper.row.is_empty() || self.paper.column.is_empty() {
-            bail!("[paper]: `table`, `row` and `column` must be set");
-        }
-        if self.experiment.dataset.is_empty() {
-            bail!("[experiment]: `dataset` must name a stem or a category prefix ending in `*`");
-        }
-        for name in self.paper.values.keys() {
-            parse_metric(name).with_context(|| "[paper] values")?;
-        }
-        let mut seen = HashSet::new();
-        for r in &self.runs {
-            let what = format!("[[run]] `{}`", r.id);
-            if r.id.is_empty() {
-                bail!("a [[run]] has no `id`");
-            }
-            let Some(kind) = r.kind else { bail!("{what}: `kind` must be sft, grpo, eval or baseline") };
-            let from = match &r.from {
-                Some(f) if !seen.contains(f.as_str()) => {
-                    bail!("{what}: `from = \"{f}\"` names no earlier run (list the runs in the order they run)")
-                }
-                Some(f) => self.run(f).map(RunSpec::kind),
-                None => None,
-            };
-            match kind {
-                RunKind::Sft | RunKind::Grpo => {
-                    if r.config.is_none() {
-                        bail!("{what}: a {} run needs `config` (a run configuration file)", kind.name());
-                    }
-                    if r.model.is_some()
-                        || r.args.iter().chain(Scale::ALL.iter().flat_map(|s| &r.at(*s).args)).count() > 0
-                    {
-                        bail!("{what}: `model` and `args` are for eval and baseline runs; use `set` overrides");
-                    }
-                }
-                RunKind::Eval => {
-                    if r.config.is_some() || !r.set.is_empty() {
-                        bail!("{what}: `config` and `set` are for sft, grpo (and baseline: `config`) runs");
-                    }
-                }
-                RunKind::Baseline => {
-                    if !r.set.is_empty() || Scale::ALL.iter().any(|s| !r.at(*s).set.is_empty()) {
-                        bail!("{what}: `latentr3 baseline train` has no --set; use `args`");
-                    }
-                }
-            }
-            match kind {
-                RunKind::Sft if r.from.is_some() => bail!("{what}: an sft run starts from `model.id`, not `from`"),
-                RunKind::Grpo if from != Some(RunKind::Sft) => {
-                    bail!("{what}: a grpo run needs `from` = the id of an sft run")
-                }
-                RunKind::Eval => {
-                    let untuned = r.model.is_some() || Scale::ALL.iter().any(|s| r.at(*s).model.is_some());
-                    match (from, untuned) {
-                        (Some(RunKind::Sft | RunKind::Grpo), false) | (None, true) => {}
-                        _ => bail!(
-                            "{what}: an eval run needs either `from` (an sft or grpo run) or `model` (an untuned model)"
-                        ),
-                    }
-                }
-                RunKind::Baseline if r.model.is_none() && r.config.is_none() => {
-                    bail!("{what}: a baseline run needs `model` (sasrec, gru4rec, caser, alpharec) or `config`")
-                }
-                _ => {}
-            }
-            if let Some(GuidanceSpec { assistant: a, scale }) = &r.guidance {
-                if kind != RunKind::Eval || r.decoding != Decoding::D3 {
-                    bail!("{what}: `guidance` steers D3's decoding: only an eval run with `decoding = \"d3\"` has one")
-                }
-                if !seen.contains(a.as_str()) || self.run(a).map(RunSpec::kind) != Some(RunKind::Baseline) {
-                    bail!(
-                        "{what}: `assistant = \"{a}\"` names no earlier baseline run (list the assistant's run first)"
-                    )
-                }
-                if !scale.is_finite() {
-                    bail!("{what}: the guidance `scale` must be a finite number");
-                }
-            }
-            if !seen.insert(r.id.as_str()) {
-                bail!("{what}: two runs share this id");
-            }
-        }
-        let rep = &self.report;
-        let is_eval = |id: &str| self.run(id).is_some_and(|r| matches!(r.kind(), RunKind::Eval | RunKind::Baseline));
-        if !is_eval(&rep.run) {
-            bail!("[report]: `run = \"{}\"` must name an eval or baseline run", rep.run);
-        }
-        match rep.kind {
-            ReportKind::PopularityGain => match &rep.baseline {
-                Some(b) if is_eval(b) => {}
-                _ => bail!("[report]: a popularity_gain report needs `baseline` = the id of another eval run"),
-            },
-            ReportKind::Training => match &rep.train {
-                Some(t) if self.run(t).is_some_and(|r| r.kind() == RunKind::Grpo) => {}
-                _ => bail!("[report]: a training report needs `train` = the id of a grpo run"),
-            },
-            _ => {}
-        }
-        for m in rep.metric_names() {
-            parse_metric(&m).with_context(|| "[report] metrics")?;
-        }
-        Ok(())
-    }
 }
 
 impl Manifest {
@@ -555,184 +432,4 @@ pub fn discover(root: &Path) -> anyhow::Result<Vec<Experiment>> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const CHAIN: &str = r#"
-[paper]
-table = "table1"
-row = "BIGRec+LatentR3"
-column = "CDs"
-source = "PAPER.md §6"
-values = { "H@5" = 0.0934 }
-
-[experiment]
-dataset = "CDs_and_Vinyl_5_2015-10-2018-11"
-
-[[run]]
-id = "sft"
-kind = "sft"
-config = "experiments/sft/cds-latentr3-{scale}.toml"
-
-[[run]]
-id = "grpo"
-kind = "grpo"
-from = "sft"
-config = "experiments/grpo/cds-lrgrpo-{scale}.toml"
-cpu = { set = ["train.lr=5e-5"] }
-
-[[run]]
-id = "test"
-kind = "eval"
-from = "grpo"
-decoding = "d3"
-smoke = { users = 4, batch = 2 }
-
-[report]
-run = "test"
-"#;
-
-    #[test]
-    fn a_chain_parses_with_its_scales_and_defaults() {
-        let m = Manifest::parse(CHAIN, "chain").unwrap();
-        assert_eq!(m.runs.len(), 3);
-        assert_eq!(m.paper.values.get("H@5"), Some(&0.0934));
-        assert_eq!(m.scales(), Scale::ALL.to_vec());
-        let grpo = m.run("grpo").unwrap();
-        assert_eq!((grpo.kind(), grpo.from.as_deref()), (RunKind::Grpo, Some("sft")));
-        assert_eq!(grpo.at(Scale::Cpu).set, vec!["train.lr=5e-5".to_string()]);
-        assert!(grpo.at(Scale::Smoke).set.is_empty());
-        let test = m.run("test").unwrap();
-        assert_eq!(
-            (test.decoding, test.at(Scale::Smoke).users, test.at(Scale::Paper).users),
-            (Decoding::D3, Some(4), None)
-        );
-        assert_eq!(m.report.kind, ReportKind::Metrics);
-        assert_eq!(m.report.metric_names(), ["H@5", "N@5", "H@10", "N@10"]);
-    }
-
-    fn err(text: &str) -> String {
-        format!("{:#}", Manifest::parse(text, "m.toml").unwrap_err())
-    }
-
-    #[test]
-    fn unknown_keys_and_broken_references_are_errors_that_name_them() {
-        let e = err(&CHAIN.replace("decoding = \"d3\"", "decodng = \"d3\""));
-        assert!(e.contains("m.toml") && e.contains("decodng"), "{e}");
-        let e = err(&CHAIN.replace("[experiment]", "[experiment]\nseed = 3"));
-        assert!(e.contains("seed"), "{e}");
-        let e = err(&CHAIN.replace("cpu = { set", "cpu = { sets"));
-        assert!(e.contains("sets"), "{e}");
-        // `from` must name an earlier run.
-        let e = err(&CHAIN.replace("from = \"sft\"", "from = \"warmup\""));
-        assert!(e.contains("`from = \"warmup\"` names no earlier run"), "{e}");
-        // A grpo run starts from an sft run.
-        let e = err(&CHAIN.replace("from = \"sft\"\n", ""));
-        assert!(e.contains("a grpo run needs `from`"), "{e}");
-        // An eval needs a model.
-        let e = err(&CHAIN.replace("from = \"grpo\"\n", ""));
-        assert!(e.contains("`from` (an sft or grpo run) or `model`"), "{e}");
-        // The report names an evaluation.
-        let e = err(&CHAIN.replace("run = \"test\"", "run = \"grpo\""));
-        assert!(e.contains("must name an eval or baseline run"), "{e}");
-        // Metrics are H@K or N@K.
-        let e = err(&CHAIN.replace("\"H@5\" = 0.0934", "\"MRR\" = 0.1"));
-        assert!(e.contains("MRR"), "{e}");
-        let e = err(&CHAIN.replace("[report]\nrun = \"test\"", "[report]\nrun = \"test\"\nkind = \"popularity_gain\""));
-        assert!(e.contains("needs `baseline`"), "{e}");
-        let e = err(&CHAIN.replace("kind = \"sft\"\n", "kind = \"sft\"\nmodel = \"x\"\n"));
-        assert!(e.contains("`model` and `args` are for eval and baseline runs"), "{e}");
-    }
-
-    #[test]
-    fn d3_guidance_names_an_earlier_baseline_run_and_a_scale() {
-        let assistant =
-            "[[run]]\nid = \"assistant\"\nkind = \"baseline\"\nmodel = \"sasrec\"\n\n[[run]]\nid = \"test\"";
-        let guided = CHAIN.replace("[[run]]\nid = \"test\"", assistant).replace(
-            "decoding = \"d3\"\n",
-            "decoding = \"d3\"\nguidance = { assistant = \"assistant\", scale = 0.5 }\n",
-        );
-        let m = Manifest::parse(&guided, "m.toml").unwrap();
-        let spec = GuidanceSpec { assistant: "assistant".into(), scale: 0.5 };
-        assert_eq!(m.run("test").unwrap().guidance.as_ref(), Some(&spec));
-        // Both keys are required, the scale is finite.
-        let e = err(&guided.replace(", scale = 0.5", ""));
-        assert!(e.contains("scale"), "{e}");
-        let e = err(&guided.replace("assistant = \"assistant\", ", ""));
-        assert!(e.contains("assistant"), "{e}");
-        let e = err(&guided.replace("scale = 0.5", "scale = nan"));
-        assert!(e.contains("finite"), "{e}");
-        // Only D3's decoding is guided.
-        let e = err(&guided.replace("decoding = \"d3\"", "decoding = \"bigrec\""));
-        assert!(e.contains("only an eval run with `decoding = \"d3\"`"), "{e}");
-        // The assistant is an earlier baseline run.
-        let e = err(&guided.replace("assistant = \"assistant\",", "assistant = \"grpo\","));
-        assert!(e.contains("`assistant = \"grpo\"` names no earlier baseline run"), "{e}");
-        let e = err(&guided.replace("assistant = \"assistant\",", "assistant = \"sasrec\","));
-        assert!(e.contains("`assistant = \"sasrec\"` names no earlier baseline run"), "{e}");
-    }
-
-    #[test]
-    fn metric_names_parse() {
-        assert_eq!(parse_metric("H@10").unwrap(), (false, 10));
-        assert_eq!(parse_metric("N@5").unwrap(), (true, 5));
-        assert_eq!(parse_metric("NDCG@20").unwrap(), (true, 20));
-        assert!(parse_metric("H@0").is_err());
-        assert!(parse_metric("H5").is_err());
-    }
-
-    #[test]
-    fn manifests_and_run_configurations_are_told_apart() {
-        assert!(is_manifest_path(Path::new("table1/cds-bigrec.toml")));
-        assert!(!is_manifest_path(Path::new("sft/cds-bigrec-cpu.toml")));
-        assert!(!is_manifest_path(Path::new("grpo/cds-lrgrpo-smoke.toml")));
-        assert!(!is_manifest_path(Path::new("baselines/cds-sasrec.toml")));
-        assert!(!is_manifest_path(Path::new("README.md")));
-        assert!(!is_manifest_path(Path::new("top.toml")));
-    }
-
-    /// Every table and figure of the issue has its experiment files, and every manifest of the repository parses
-    /// and names configuration files that exist.
-    #[test]
-    fn the_repository_covers_every_table_and_figure() {
-        let root = crate::project_root();
-        let all = discover(&root).unwrap();
-        let cells = |table: &str, column: &str| -> Vec<String> {
-            let mut v: Vec<String> = all
-                .iter()
-                .filter(|e| e.manifest.paper.table == table && e.manifest.paper.column == column)
-                .map(|e| e.manifest.paper.row.clone())
-                .collect();
-            v.sort();
-            v
-        };
-        let table1 =
-            ["AlphaRec", "BIGRec", "BIGRec+LatentR3", "Base", "Caser", "CoT", "D3", "D3+LatentR3", "GRU4Rec", "SASRec"];
-        for column in ["CDs", "Industrial", "Toys", "Games", "Instruments"] {
-            assert_eq!(cells("table1", column), table1, "{column}");
-        }
-        let ablation = ["full", "w/o LatentRATT", "w/o RL", "w/o batch advantage", "w/o reasoning"];
-        for column in ["CDs", "Toys"] {
-            assert_eq!(cells("ablation", column), ablation, "{column}");
-        }
-        assert_eq!(cells("popularity", "CDs").len(), 1);
-        assert_eq!(cells("reasoning-length", "CDs"), ["N=1", "N=2", "N=3", "N=4"]);
-        assert_eq!(cells("grpo-vs-lrgrpo", "CDs"), ["LR-GRPO", "original GRPO"]);
-        assert_eq!(
-            cells("inference-time", "CDs"),
-            ["BIGRec", "BIGRec+LatentR3", "CoT 128 tokens", "CoT 256 tokens", "CoT 64 tokens"]
-        );
-        assert_eq!(cells("backbone-scale", "CDs"), ["Qwen2.5-Coder-0.5B", "Qwen2.5-Coder-1.5B", "SmolLM2-135M"]);
-        for e in &all {
-            assert!(
-                e.manifest.missing_configs(&root).is_empty(),
-                "{}: {:?}",
-                e.name,
-                e.manifest.missing_configs(&root)
-            );
-        }
-        // The paper's Table 1 values are carried: CDs H@5 of BIGRec+LatentR³.
-        let cds = all.iter().find(|e| e.name == "table1/cds-bigrec-latentr3").unwrap();
-        assert_eq!(cds.manifest.paper.values.get("H@5"), Some(&0.0934));
-    }
-}
+mod tests;

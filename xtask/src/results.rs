@@ -68,6 +68,10 @@ pub struct RunRecord {
     /// Wall seconds of the command(s) that finished it, in the session that finished it (a continued run: the last
     /// session only).
     pub wall_s: f64,
+    /// The code that produced the run ([`r3_runs::Provenance::label`]: a commit, `-dirty` when the tree had
+    /// changes, `unknown` when the run recorded none); absent in result files written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
 }
 
 /// One reported number.

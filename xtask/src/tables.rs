@@ -402,6 +402,7 @@ run = "test"
                 key: "0123456789abcdef".into(),
                 dir: "runs/x".into(),
                 wall_s: 1.0,
+                commit: None,
             }],
             metrics: vec![
                 MetricEntry::new("H@5", Some(h5), Some([0.0, 0.1875]), Some(0.0934), 16),
