@@ -18,12 +18,12 @@ use crate::execute::{Capabilities, Executor, build_binary, hardware, run_state};
 use crate::manifest::{Experiment, Scale, discover};
 use crate::plan::{PlannedRun, Setting, plan, resolve_dataset};
 use crate::report::{ReportContext, fmt_entry, report, run_record};
-use crate::results::ResultFile;
+use crate::results::{ResultFile, mixed_commits};
 
 /// The usage text of `cargo xtask reproduce`.
 pub const USAGE: &str = "\
 usage: cargo xtask reproduce <experiment|table|all> --scale smoke|cpu|paper --device flex|wgpu|vulkan|cuda[:N]
-                             [--release|--dev] [--bin PATH] [--data DIR] [--dry-run]
+                             [--release|--dev] [--bin PATH] [--data DIR] [--dry-run] [--allow-mixed-code]
 
   <experiment>  a manifest under experiments/ without .toml (table1/cds-latentr3), a folder of them (table1),
                 or `all`
@@ -33,7 +33,10 @@ usage: cargo xtask reproduce <experiment|table|all> --scale smoke|cpu|paper --de
                 (default for smoke)
   --bin PATH    use this latentr3 binary instead of building one
   --data DIR    the data folder (default $LATENTR3_DATA, else ../shared/datasets/amazon18)
-  --dry-run     print the runs, their keys, folders, state and commands; run nothing";
+  --dry-run     print the runs, their keys, folders, state and commands; run nothing
+  --allow-mixed-code
+                write a result whose runs were made by different code (commits); without it such a result is
+                refused (runs that recorded no commit do not count)";
 
 /// The parsed arguments.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,6 +55,8 @@ pub struct Args {
     pub data: Option<PathBuf>,
     /// Print only.
     pub dry_run: bool,
+    /// Write results whose runs were made by different code.
+    pub allow_mixed_code: bool,
 }
 
 impl Args {
@@ -60,6 +65,7 @@ impl Args {
         let mut target = None;
         let (mut scale, mut device, mut release, mut bin, mut data, mut dry_run) =
             (None, None, None, None, None, false);
+        let mut allow_mixed_code = false;
         let mut it = args.iter();
         while let Some(a) = it.next() {
             let mut value = |name: &str| it.next().cloned().with_context(|| format!("{name} needs a value\n\n{USAGE}"));
@@ -71,6 +77,7 @@ impl Args {
                 "--bin" => bin = Some(PathBuf::from(value("--bin")?)),
                 "--data" => data = Some(PathBuf::from(value("--data")?)),
                 "--dry-run" => dry_run = true,
+                "--allow-mixed-code" => allow_mixed_code = true,
                 s if s.starts_with('-') => bail!("unknown flag `{s}`\n\n{USAGE}"),
                 s if target.is_none() => target = Some(s.to_string()),
                 s => bail!("unexpected argument `{s}`\n\n{USAGE}"),
@@ -90,6 +97,7 @@ impl Args {
             bin,
             data,
             dry_run,
+            allow_mixed_code,
         })
     }
 
@@ -179,6 +187,15 @@ fn run_experiment(
     for r in runs {
         let wall = exec.execute(r, &e.name).with_context(|| format!("run `{}`", r.id))?;
         records.push(run_record(exec.root, r, wall)?);
+    }
+    if mixed_commits(records.iter().filter_map(|r| r.commit.as_deref())) && !args.allow_mixed_code {
+        let code: Vec<String> =
+            records.iter().map(|r| format!("{}: {}", r.id, r.commit.as_deref().unwrap_or("?"))).collect();
+        bail!(
+            "its runs were made by different code ({}): rerun the older runs (delete their folders) or pass \
+             --allow-mixed-code",
+            code.join(", ")
+        );
     }
     let command = format!("cargo xtask reproduce {} --scale {} --device {}", e.name, args.scale, args.device);
     let ctx = ReportContext {
@@ -271,11 +288,19 @@ mod tests {
         let a = Args::parse(&s(&["all", "--scale", "paper", "--device", "cuda:1"])).unwrap();
         assert_eq!((a.release, a.backend()), (true, "cuda"));
         let a = Args::parse(&s(&["all", "--scale", "cpu", "--dev", "--dry-run"])).unwrap();
-        assert_eq!((a.release, a.dry_run, a.device.as_str()), (false, true, "flex"));
+        assert_eq!((a.release, a.dry_run, a.device.as_str(), a.allow_mixed_code), (false, true, "flex", false));
+        assert!(Args::parse(&s(&["all", "--scale", "cpu", "--allow-mixed-code"])).unwrap().allow_mixed_code);
         assert!(Args::parse(&s(&["all"])).unwrap_err().to_string().contains("--scale is required"));
         assert!(Args::parse(&s(&["all", "--scale", "big"])).unwrap_err().to_string().contains("unknown scale"));
         assert!(Args::parse(&s(&["all", "--scale", "cpu", "--device", "tpu"])).is_err());
         assert!(Args::parse(&s(&["--scale", "cpu"])).is_err());
+    }
+
+    #[test]
+    fn runs_of_different_known_code_are_mixed() {
+        let m = |v: &[&str]| mixed_commits(v.iter().copied());
+        assert!(!m(&[]) && !m(&["unknown", "unknown"]) && !m(&["abc", "unknown", "abc"]));
+        assert!(m(&["abc", "abc-dirty"]) && m(&["abc", "unknown", "def"]));
     }
 
     #[test]

@@ -158,4 +158,29 @@ impl ResultFile {
     pub fn metric(&self, name: &str) -> Option<&MetricEntry> {
         self.metrics.iter().find(|m| m.name == name)
     }
+
+    /// The code of the runs behind the result: their distinct commits in run order, `unknown` for a run that
+    /// recorded none (every run of a file written before runs recorded it).
+    pub fn run_commits(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for r in &self.runs {
+            let c = r.commit.clone().unwrap_or_else(|| "unknown".into());
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    /// Whether runs of different known code are combined (unknown runs do not count).
+    pub fn mixes_code(&self) -> bool {
+        mixed_commits(self.runs.iter().filter_map(|r| r.commit.as_deref()))
+    }
+}
+
+/// Whether the known commits among `commits` differ (`unknown` is not a commit).
+pub fn mixed_commits<'a>(commits: impl Iterator<Item = &'a str>) -> bool {
+    let mut known = commits.filter(|c| *c != "unknown");
+    let Some(first) = known.next() else { return false };
+    known.any(|c| c != first)
 }

@@ -291,13 +291,23 @@ fn render_footer(md: &mut String, experiments: &[Experiment], results: &Results)
     );
     if !results.is_empty() {
         let _ = writeln!(md, "## Result files and the commands that wrote them\n");
-        let _ = writeln!(md, "| result | command | hardware | data | commit | written | run wall time |");
-        let _ = writeln!(md, "|---|---|---|---|---|---|---:|");
+        let _ = writeln!(
+            md,
+            "`commit` is the tree that wrote the result file; `runs' code` the commits of the code that produced its \
+             runs (`unknown` where a run recorded none, `mixed` where runs of different code are combined).\n"
+        );
+        let _ = writeln!(md, "| result | command | hardware | data | commit | runs' code | written | run wall time |");
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|---:|");
         for ((name, scale), r) in results {
             let wall: f64 = r.runs.iter().map(|x| x.wall_s).sum();
+            let mut code = r.run_commits().join(", ");
+            if r.mixes_code() {
+                code.push_str(" (mixed)");
+            }
             let _ = writeln!(
                 md,
-                "| [`{name}/{scale}.json`](../results/{name}/{scale}.json) | `{}` | {} | {} | {} | {} | {wall:.0} s |",
+                "| [`{name}/{scale}.json`](../results/{name}/{scale}.json) | `{}` | {} | {} | {} | {code} | {} | \
+                 {wall:.0} s |",
                 r.command, r.hardware, r.data_note, r.commit, r.written
             );
         }
@@ -484,10 +494,23 @@ run = "test"
         assert!(
             md.contains(
                 "| `cargo xtask reproduce table1/cds-bigrec-latentr3 --scale smoke --device flex` | test cpu, 2 logical \
-                 cores | recovered train subset | abc1234 | 2026-11-26T03:00:00Z | 1 s |"
+                 cores | recovered train subset | abc1234 | unknown | 2026-11-26T03:00:00Z | 1 s |"
             ),
             "{md}"
         );
+        // Runs that recorded their code list it; runs of different code are marked.
+        let r = results.get_mut(&("table1/cds-bigrec-latentr3".into(), Scale::Smoke)).unwrap();
+        let mut second = r.runs[0].clone();
+        r.runs[0].commit = Some("0123456789ab".into());
+        second.commit = Some("unknown".into());
+        r.runs.push(second.clone());
+        let md = render(&exps, &results, None, "");
+        assert!(md.contains("| abc1234 | 0123456789ab, unknown | 2026-11-26"), "{md}");
+        let r = results.get_mut(&("table1/cds-bigrec-latentr3".into(), Scale::Smoke)).unwrap();
+        second.commit = Some("ba9876543210-dirty".into());
+        r.runs.push(second);
+        let md = render(&exps, &results, None, "");
+        assert!(md.contains("| abc1234 | 0123456789ab, unknown, ba9876543210-dirty (mixed) | 2026-11-26"), "{md}");
         // Without a result the paper's value is still shown.
         let md = render(&exps, &Results::new(), None, "");
         assert!(md.contains("| BIGRec+LatentR3 | – | – | –<br>paper 0.0934 | – | – | – | not yet run |"), "{md}");
