@@ -9,7 +9,7 @@
 //!   `r3-cli` enables a backend feature, wherever a manifest can enable one (tests may run on the CPU backend: a
 //!   dev-dependency may enable `flex`) (`[features]`, the `features` of a
 //!   dependency in any dependency table, target-specific tables, the workspace's dependencies); only `r3-data`
-//!   depends on the `tokenizers` crate.
+//!   depends on the `tokenizers` crate; the dependency table of `docs/architecture.md` matches the manifests.
 //! - Text ([`text`]): only `r3-data` turns text into token ids and back (calls of `encode`/`decode` on a
 //!   tokenizer), apart from an explicit allow-list.
 //! - Files ([`files`]): `datasets/*.toml` parse and the data files match their sha256 sums (when the data folder
@@ -76,6 +76,8 @@ pub fn check(root: &Path) -> anyhow::Result<String> {
     let _ = writeln!(report, "tidy: {} crates checked (names, docs)", dirs.len());
     let workspace = deps::Workspace::read(root)?;
     let _ = writeln!(report, "{}", deps::check(&workspace, &mut failures));
+    deps::check_doc(&workspace, &read(&root.join("docs").join("architecture.md"))?, &mut failures);
+    let _ = writeln!(report, "tidy: the dependency table of docs/architecture.md matches the manifests");
     let _ = writeln!(report, "{}", text::check(root, &dirs, &mut failures)?);
     files::check(root, &mut report, &mut failures)?;
     if failures.is_empty() {

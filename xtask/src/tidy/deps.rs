@@ -157,6 +157,44 @@ impl Workspace {
     }
 }
 
+/// The dependency table of `docs/architecture.md` (the rows `| `crate` | `dep`, `dep` | burn |` under
+/// `## Dependency graph`): crate → (workspace dependencies, depends on burn).
+pub fn doc_table(text: &str) -> BTreeMap<String, (BTreeSet<String>, bool)> {
+    let section = text.split("\n## Dependency graph").nth(1).unwrap_or("");
+    let section = section.split("\n## ").next().unwrap_or("");
+    let ticked = |s: &str| -> Vec<String> { s.split('`').skip(1).step_by(2).map(str::to_string).collect() };
+    let mut out = BTreeMap::new();
+    for line in section.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let (Some(name), Some(deps), Some(burn)) = (ticked(cells[1]).pop(), cells.get(2), cells.get(3)) else {
+            continue;
+        };
+        out.insert(name, (ticked(deps).into_iter().collect(), burn.starts_with("yes")));
+    }
+    out
+}
+
+/// Checks the dependency table of `docs/architecture.md` against the manifests.
+pub fn check_doc(ws: &Workspace, doc: &str, failures: &mut Vec<String>) {
+    let table = doc_table(doc);
+    for (name, c) in &ws.members {
+        let deps: BTreeSet<String> =
+            c.build_deps().filter(|d| ws.members.contains_key(*d)).map(str::to_string).collect();
+        let burn = c.build_deps().any(|d| d == "burn");
+        match table.get(name) {
+            None => failures.push(format!("docs/architecture.md: the dependency table has no row for `{name}`")),
+            Some(row) if *row != (deps.clone(), burn) => failures.push(format!(
+                "docs/architecture.md: the row of `{name}` says {:?} (burn: {}), its manifest {deps:?} (burn: {burn})",
+                row.0, row.1
+            )),
+            Some(_) => {}
+        }
+    }
+    for name in table.keys().filter(|n| !ws.members.contains_key(*n)) {
+        failures.push(format!("docs/architecture.md: the dependency table lists `{name}`, which is no crate"));
+    }
+}
+
 /// Checks the dependency rules; returns the report line.
 pub fn check(ws: &Workspace, failures: &mut Vec<String>) -> String {
     for name in BURN_FREE {
@@ -258,6 +296,13 @@ burn-cuda = "0.22"
         check(&ws, &mut failures);
         assert!(failures.is_empty(), "{failures:#?}");
         // xtask builds with the burn-free crates and nothing that holds a model.
+        let doc = std::fs::read_to_string(crate::project_root().join("docs/architecture.md")).unwrap();
+        check_doc(&ws, &doc, &mut failures);
+        assert!(failures.is_empty(), "{failures:#?}");
+        // A row that disagrees with its manifest is found.
+        let wrong = doc.replace("| `r3-runs` | `r3-data`, `r3-metrics` | no |", "| `r3-runs` | `r3-data` | no |");
+        check_doc(&ws, &wrong, &mut failures);
+        assert_eq!(failures.len(), 1, "{failures:#?}");
         let reach = ws.reach("xtask");
         for c in ["r3-data", "r3-metrics", "r3-runs"] {
             assert!(reach.contains_key(c), "{reach:?}");
