@@ -12,7 +12,7 @@
 //! table = "table1"
 //! row = "BIGRec+LatentR3"
 //! column = "CDs"
-//! source = "PAPER.md §6, Table 1"
+//! source = "docs/method.md §6, Table 1"
 //! values = { "H@5" = 0.0934 }
 //!
 //! [experiment]
@@ -124,7 +124,7 @@ pub struct Manifest {
     pub report: ReportSpec,
 }
 
-/// `[paper]`: the cell this experiment reproduces (the same block as the run configurations', STYLE.md §4), with
+/// `[paper]`: the cell this experiment reproduces (the same block as the run configurations', docs/conventions.md §4), with
 /// every value the paper gives for it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

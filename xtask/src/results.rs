@@ -1,5 +1,5 @@
 //! The result files `results/<experiment>/<scale>.json` that `cargo xtask reproduce` writes and `cargo xtask
-//! tables` renders (STYLE.md §9: our metric, the paper's value, the delta, a data note).
+//! tables` renders (docs/conventions.md §9: our metric, the paper's value, the delta, a data note).
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::manifest::Scale;
 
-/// The data note of every result trained on the shared data (`datasets/amazon18/DATASETS.md`).
+/// The data note of every result trained on the shared data (`docs/data.md`).
 pub const RECOVERED_NOTE: &str = "recovered train subset";
 
 /// One result file.

@@ -326,9 +326,9 @@ pub fn render(experiments: &[Experiment], results: &Results, data_dir: Option<&P
     );
     let _ = writeln!(
         md,
-        "Our numbers beside the paper's (PAPER.md §6). Each cell is `ours [95% bootstrap interval over test users]`, \
+        "Our numbers beside the paper's (docs/method.md §6). Each cell is `ours [95% bootstrap interval over test users]`, \
          then the paper's value and the difference when the paper gives one. **Data: {RECOVERED_NOTE}** for CDs and \
-         Industrial (`../shared/datasets/amazon18/DATASETS.md`): the original train splits (about 49k and 36k rows) \
+         Industrial (`docs/data.md`): the original train splits (about 49k and 36k rows) \
          are not available, so no number here is directly comparable to the paper's. Scales: `smoke` (a pipeline \
          check, minutes on a CPU: its numbers mean nothing), `cpu` (a reduced setting, SmolLM2-135M, hours on 2 \
          cores), `paper` (the paper's hyper-parameters on a GPU). See `docs/reproduce.md` for the commands and \
@@ -396,7 +396,7 @@ pub(crate) mod tests {
 table = "table1"
 row = "BIGRec+LatentR3"
 column = "CDs"
-source = "PAPER.md §6"
+source = "docs/method.md §6"
 values = { "H@5" = 0.0934 }
 [experiment]
 dataset = "CDs_and_Vinyl_5_2015-10-2018-11"
@@ -417,7 +417,7 @@ run = "test"
 table = "table1"
 row = "SASRec"
 column = "CDs"
-source = "PAPER.md §6"
+source = "docs/method.md §6"
 [experiment]
 dataset = "CDs_and_Vinyl_5_2015-10-2018-11"
 [[run]]

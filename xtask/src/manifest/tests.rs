@@ -7,7 +7,7 @@ const CHAIN: &str = r#"
 table = "table1"
 row = "BIGRec+LatentR3"
 column = "CDs"
-source = "PAPER.md §6"
+source = "docs/method.md §6"
 values = { "H@5" = 0.0934 }
 
 [experiment]
