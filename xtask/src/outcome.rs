@@ -152,7 +152,7 @@ pub fn dataset_popularity(data: &Path, stem: &str, coverage: f64) -> anyhow::Res
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 

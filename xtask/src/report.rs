@@ -7,8 +7,10 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use r3_metrics::BootstrapConfig;
 use r3_runs::Provenance;
+use r3_runs::baseline::BaselineSummary;
+use r3_runs::eval::EvalMetrics;
 use r3_runs::reproduce::{MARKER_FILE, RunMarker};
-use r3_runs::train::{ENV_FILE, GrpoRecord, GrpoResolved, METRICS_FILE, RunEnv};
+use r3_runs::train::{ENV_FILE, GrpoRecord, GrpoResolved, METRICS_FILE, RunEnv, SUMMARY_FILE};
 
 use crate::execute::{eval_dir, utc_now};
 use crate::manifest::{Experiment, Manifest, ReportKind, RunKind, Scale, parse_metric};
@@ -54,12 +56,20 @@ pub fn data_note(stem: &str) -> &'static str {
     }
 }
 
-/// The code that produced a finished run: the commit its training run recorded in `env.json`, else the one the
-/// driver recorded in the marker when it built the binary; unknown otherwise (never guessed).
+/// The code that produced a finished run: what the run recorded itself (a training run's `env.json`, an
+/// evaluation's `metrics.json`, a baseline's `summary.json`), else what the driver recorded in the marker when it
+/// built the binary; unknown otherwise (never guessed).
 pub fn run_provenance(run: &PlannedRun) -> anyhow::Result<Provenance> {
-    let env = run.dir.join(ENV_FILE);
-    if matches!(run.kind, RunKind::Sft | RunKind::Grpo) && env.is_file() {
-        return Ok(r3_runs::read_json::<RunEnv>(&env)?.provenance());
+    fn read_if<T: r3_runs::RunFile + serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<Option<T>> {
+        Ok(if path.is_file() { Some(r3_runs::read_json(path)?) } else { None })
+    }
+    let own = match run.kind {
+        RunKind::Sft | RunKind::Grpo => read_if::<RunEnv>(&run.dir.join(ENV_FILE))?.map(|e| e.provenance()),
+        RunKind::Eval => read_if::<EvalMetrics>(&run.dir.join(r3_runs::eval::METRICS_FILE))?.and_then(|m| m.code),
+        RunKind::Baseline => read_if::<BaselineSummary>(&run.dir.join(SUMMARY_FILE))?.and_then(|s| s.code),
+    };
+    if let Some(p) = own.filter(Provenance::is_known) {
+        return Ok(p);
     }
     let marker = run.dir.join(MARKER_FILE);
     if marker.is_file() {
@@ -263,6 +273,45 @@ mod tests {
         std::fs::write(dir.path().join("metrics.jsonl"), text.replace("\"reward_mean\":-2.5,", "")).unwrap();
         let err = format!("{:#}", training_curve(dir.path(), "grpo", "lr_grpo").unwrap_err());
         assert!(err.contains("metrics.jsonl:2") && err.contains("reward_mean"), "{err}");
+    }
+
+    fn planned(dir: &Path, kind: RunKind) -> PlannedRun {
+        PlannedRun {
+            id: "r".into(),
+            kind,
+            key: "0123456789abcdef".into(),
+            dir: dir.to_path_buf(),
+            resolved: json!({}),
+            commands: vec![],
+            resume: None,
+            requires: vec![],
+            users: 0,
+        }
+    }
+
+    #[test]
+    fn a_run_records_its_code_or_says_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = planned(dir.path(), RunKind::Sft);
+        // Nothing recorded: unknown, never a guess.
+        assert_eq!(run_provenance(&run).unwrap().label(), "unknown");
+        // The driver's marker records the code of the binary it built.
+        let marker = json!({"experiment": "e", "id": "r", "kind": "sft", "key": "k", "resolved": {}, "commands": [],
+            "wall_s": 1.0, "finished": "2026-11-26T02:15:00Z", "hardware": "h",
+            "code": {"commit": "1111111111111111111111111111111111111111", "dirty": false}});
+        std::fs::write(dir.path().join(MARKER_FILE), marker.to_string()).unwrap();
+        assert_eq!(run_provenance(&run).unwrap().label(), "111111111111");
+        // The run's own record wins: a training run's env.json.
+        let env = json!({"git_commit": "2222222222222222222222222222222222222222", "git_dirty": true,
+            "burn_version": "0.22.1", "device": "Flex", "dtype": "f32", "hostname": null, "unix_time": 0,
+            "time_utc": "1970-01-01T00:00:00Z", "r3_train_version": "0.0.0"});
+        std::fs::write(dir.path().join(ENV_FILE), env.to_string()).unwrap();
+        assert_eq!(run_provenance(&run).unwrap().label(), "222222222222-dirty");
+        let record = run_record(dir.path().parent().unwrap(), &run, 3.0).unwrap();
+        assert_eq!((record.commit.as_deref(), record.wall_s), (Some("222222222222-dirty"), 3.0));
+        // An evaluation without `code` in its metrics.json falls back to the marker.
+        crate::outcome::tests::eval_fixture(dir.path(), 0.5);
+        assert_eq!(run_provenance(&planned(dir.path(), RunKind::Eval)).unwrap().label(), "111111111111");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::eval::PopularityInfo;
 use crate::io::RunFile;
+use crate::provenance::Provenance;
 
 /// The resolved experiment of the run.
 pub const CONFIG_FILE: &str = "config.json";
@@ -79,6 +80,9 @@ pub struct BaselineSummary {
     pub total_s: f64,
     /// The test metrics by title.
     pub test: Metrics,
+    /// The code that trained the run (absent in folders written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<Provenance>,
 }
 
 impl RunFile for BaselineSummary {

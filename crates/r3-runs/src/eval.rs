@@ -6,6 +6,7 @@ use r3_metrics::{Output, Report};
 use serde::{Deserialize, Serialize};
 
 use crate::io::RunFile;
+use crate::provenance::Provenance;
 
 /// The settings file of an evaluation run folder.
 pub const SETTINGS_FILE: &str = "eval.json";
@@ -199,6 +200,9 @@ pub struct EvalMetrics {
     pub popularity: PopularityInfo,
     /// HR@K / NDCG@K by title, by item id and per popularity bucket.
     pub report: Report,
+    /// The code that produced the evaluation (absent in folders written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<Provenance>,
 }
 
 impl RunFile for EvalMetrics {
