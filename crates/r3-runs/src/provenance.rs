@@ -1,6 +1,6 @@
 //! Which code produced a run: the git commit of the working tree and whether it had uncommitted changes.
 //!
-//! A training run records it in `env.json` ([`crate::RunEnv`]: `git_commit`, `git_dirty`); a result file of
+//! A training run records it in `env.json` ([`crate::train::RunEnv`]: `git_commit`, `git_dirty`); a result file of
 //! `cargo xtask reproduce` lists it per run. A run that recorded nothing has an unknown provenance, and says so:
 //! no commit is ever guessed.
 
