@@ -127,6 +127,13 @@ fn training_files_round_trip() {
         "improved": true});
     assert_eq!(round_trip::<GrpoRecord>(&gstep).step(), 2);
     assert!(matches!(round_trip::<GrpoRecord>(&geval), GrpoRecord::Eval(e) if e.ndcg == [0.05, 0.07]));
+    // Unknown fields are errors in tagged records too.
+    let mut extra = eval.clone();
+    extra["val_los"] = json!(1.5);
+    assert!(serde_json::from_value::<SftRecord>(extra).unwrap_err().to_string().contains("val_los"));
+    let mut extra = geval.clone();
+    extra["ndcg10"] = json!(0.07);
+    assert!(serde_json::from_value::<GrpoRecord>(extra).unwrap_err().to_string().contains("ndcg10"));
     let gsum = json!({"run_dir": "runs/grpo/x", "steps": 64, "total_steps": 64, "best_metric": 0.07,
         "best_step": 16, "finished": true, "elapsed_s": 900.0});
     round_trip::<GrpoSummary>(&gsum);
