@@ -461,7 +461,7 @@ fn inference_figure(experiments: &[Experiment], results: &Results) -> Option<Bui
 
 /// The figures that have results, built from them.
 pub fn build(experiments: &[Experiment], results: &Results) -> Vec<Built> {
-    [popularity_figure, length_figure, rl_figure, inference_figure]
+    [popularity_figure, length_figure, rl_figure, inference_figure, crate::compare::paired_figure]
         .iter()
         .filter_map(|f| f(experiments, results))
         .collect()

@@ -5,6 +5,7 @@
 //! the run files it reads are `r3-runs`' typed structs, the metrics and the popularity split the library's.
 
 mod ci;
+mod compare;
 mod execute;
 mod figures;
 mod manifest;

@@ -316,6 +316,11 @@ pub struct ReportSpec {
     /// (list) The metrics: `H@K` and `N@K`. Default H@5, N@5, H@10, N@10 (popularity_gain: H@10, N@10).
     #[serde(default)]
     pub metrics: Vec<String>,
+    /// (list) The reference rows: experiments on the same dataset (`table1/cds-bigrec`) whose report evaluation
+    /// this one is compared with, user by user (the paired difference and relative gain of every metric, on all
+    /// users and per popularity bucket, with paired-bootstrap intervals; `docs/results.md`'s "Δ vs" column).
+    #[serde(default)]
+    pub compare: Vec<String>,
 }
 
 impl ReportSpec {
@@ -428,7 +433,27 @@ pub fn discover(root: &Path) -> anyhow::Result<Vec<Experiment>> {
         }
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
+    check_references(&out)?;
     Ok(out)
+}
+
+/// Every `[report] compare` names another experiment on the same dataset.
+pub fn check_references(all: &[Experiment]) -> anyhow::Result<()> {
+    for e in all {
+        for c in &e.manifest.report.compare {
+            let Some(r) = all.iter().find(|x| &x.name == c) else {
+                bail!("{}: [report] compare names `{c}`, which is no experiment under experiments/", e.path.display())
+            };
+            if r.name == e.name || r.manifest.experiment.dataset != e.manifest.experiment.dataset {
+                bail!(
+                    "{}: [report] compare names `{c}`: a reference is another experiment on the same dataset ({})",
+                    e.path.display(),
+                    e.manifest.experiment.dataset
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -241,6 +241,7 @@ pub fn report(
         runs: records,
         metrics,
         curves,
+        comparisons: Vec::new(),
         note: m.paper.note.clone(),
     })
 }

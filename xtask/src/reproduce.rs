@@ -14,11 +14,13 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use r3_runs::Provenance;
 
-use crate::execute::{Capabilities, Executor, build_binary, hardware, run_state};
+use crate::compare::{fmt_paired, reference_comparisons, references_first};
+use crate::execute::{Capabilities, Executor, build_binary, eval_dir, hardware, run_state};
 use crate::manifest::{Experiment, Scale, discover};
+use crate::outcome::EvalOutcome;
 use crate::plan::{PlannedRun, Setting, plan, resolve_dataset};
 use crate::report::{ReportContext, fmt_entry, report, run_record};
-use crate::results::{ResultFile, mixed_commits};
+use crate::results::{Comparison, ResultFile, mixed_commits};
 
 /// The usage text of `cargo xtask reproduce`.
 pub const USAGE: &str = "\
@@ -173,14 +175,38 @@ fn print_plans(plans: &Plans<'_>, scale: Scale) {
     }
 }
 
+/// What every experiment of one `reproduce` shares: every manifest (the reference rows), the setting, the executor
+/// and the arguments.
+struct Session<'a> {
+    all: &'a [Experiment],
+    setting: &'a Setting,
+    exec: &'a Executor<'a>,
+    args: &'a Args,
+}
+
+/// The paired comparisons of an experiment's report evaluation with its reference rows (those done at this
+/// scale); prints the references that are not.
+fn comparisons(e: &Experiment, stem: &str, runs: &[PlannedRun], s: &Session<'_>) -> anyhow::Result<Vec<Comparison>> {
+    if e.manifest.report.compare.is_empty() {
+        return Ok(Vec::new());
+    }
+    let main = runs.iter().find(|r| r.id == e.manifest.report.run).context("the report's run was not planned")?;
+    let main = EvalOutcome::read(&eval_dir(main), main.kind)?;
+    let (found, missing) = reference_comparisons(e, &main, s.all, s.setting, stem)?;
+    for m in missing {
+        eprintln!("reproduce: {}: no paired comparison with {m}", e.name);
+    }
+    for c in &found {
+        for p in c.entries.iter().filter(|p| !p.name.contains(' ')) {
+            eprintln!("    {:<18} {}", format!("Δ {} vs {}", p.name, c.row), fmt_paired(p));
+        }
+    }
+    Ok(found)
+}
+
 /// Runs what is missing of one experiment's runs and writes its result file; returns its path.
-fn run_experiment(
-    e: &Experiment,
-    stem: &str,
-    runs: &[PlannedRun],
-    exec: &Executor<'_>,
-    args: &Args,
-) -> anyhow::Result<PathBuf> {
+fn run_experiment(e: &Experiment, stem: &str, runs: &[PlannedRun], s: &Session<'_>) -> anyhow::Result<PathBuf> {
+    let (exec, args) = (s.exec, s.args);
     eprintln!("reproduce: {} ({stem}, {} scale, --device {})", e.name, args.scale, args.device);
     let t = Instant::now();
     let mut records = Vec::new();
@@ -206,7 +232,8 @@ fn run_experiment(
         device: &args.device,
         command: &command,
     };
-    let result = report(e, args.scale, runs, records, &ctx)?;
+    let mut result = report(e, args.scale, runs, records, &ctx)?;
+    result.comparisons = comparisons(e, stem, runs, s)?;
     let path = ResultFile::path(exec.root, &e.name, args.scale);
     result.write(&path)?;
     eprintln!("reproduce: {} in {:.0} s → {}", e.name, t.elapsed().as_secs_f64(), path.display());
@@ -228,6 +255,8 @@ pub fn run(root: &Path, argv: &[String]) -> anyhow::Result<()> {
     let setting =
         Setting { root: root.to_path_buf(), data_dir: data.clone(), scale: args.scale, device: args.device.clone() };
     let mut plans = plan_all(select(&all, &args.target)?, &setting)?;
+    // A reference row runs before the rows compared with it.
+    plans.plans = references_first(plans.plans, |p| p.0);
     if args.dry_run {
         print_plans(&plans, args.scale);
         return Ok(());
@@ -252,7 +281,8 @@ pub fn run(root: &Path, argv: &[String]) -> anyhow::Result<()> {
             plans.skipped.push((e.name.clone(), format!("not runnable: {}", not_runnable.join("; "))));
             continue;
         }
-        match run_experiment(e, stem, runs, &exec, &args) {
+        let session = Session { all: &all, setting: &setting, exec: &exec, args: &args };
+        match run_experiment(e, stem, runs, &session) {
             Ok(path) => written.push(path),
             Err(err) => {
                 eprintln!("reproduce: {} failed: {err:#}", e.name);

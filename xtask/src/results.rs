@@ -48,6 +48,10 @@ pub struct ResultFile {
     /// Training curves (GRPO vs LR-GRPO).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub curves: Vec<Curve>,
+    /// Paired comparisons with the reference rows the manifest declares (`[report] compare`); absent in files
+    /// written before they existed and for references whose evaluation was not at hand.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub comparisons: Vec<Comparison>,
     /// Where the paper's setting differs.
     #[serde(default)]
     pub note: String,
@@ -97,6 +101,50 @@ impl MetricEntry {
     pub fn new(name: &str, ours: Option<f64>, ci95: Option<[f64; 2]>, paper: Option<f64>, n: usize) -> Self {
         let delta = ours.zip(paper).map(|(a, b)| a - b);
         MetricEntry { name: name.into(), ours, ci95, paper, delta, n }
+    }
+}
+
+/// The paired comparison of a result with one reference row on the same test users.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Comparison {
+    /// The reference experiment (`table1/cds-bigrec`).
+    pub reference: String,
+    /// Its paper row (`BIGRec`).
+    pub row: String,
+    /// The users both evaluations share (the same users in the same order).
+    pub users: usize,
+    /// One entry per metric and bucket.
+    pub entries: Vec<PairedEntry>,
+}
+
+/// One paired difference: ours − the reference's on the same users, and the relative gain, each with a
+/// paired-bootstrap interval (the same resampled users for both).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairedEntry {
+    /// `H@5` (all users), `popular H@10`, `unpopular N@10`, ...
+    pub name: String,
+    /// Our mean.
+    pub ours: f64,
+    /// The reference's mean.
+    pub reference: f64,
+    /// `ours − reference`.
+    pub diff: f64,
+    /// The 95% paired-bootstrap interval of the difference.
+    pub diff_ci95: Option<[f64; 2]>,
+    /// `ours / reference − 1`; `None` for a zero reference mean.
+    pub gain: Option<f64>,
+    /// The 95% paired-bootstrap interval of the gain.
+    pub gain_ci95: Option<[f64; 2]>,
+    /// The users behind the entry.
+    pub n: usize,
+}
+
+impl Comparison {
+    /// The entry named `name`.
+    pub fn entry(&self, name: &str) -> Option<&PairedEntry> {
+        self.entries.iter().find(|e| e.name == name)
     }
 }
 

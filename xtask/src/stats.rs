@@ -45,6 +45,18 @@ pub fn mean_ci(boot: &BootstrapConfig, values: &[f64]) -> Option<[f64; 2]> {
     Some([percentile(&means, 2.5), percentile(&means, 97.5)])
 }
 
+/// The 95% paired-bootstrap interval of `mean(ours) − mean(base)`: users resampled with replacement, the same
+/// users for both (the draws of [`relative_gains`], so the difference and the gain share their resamples); `None`
+/// for no users or no resamples. Both slices hold the same users in the same order.
+pub fn diff_ci(boot: &BootstrapConfig, ours: &[f64], base: &[f64]) -> Option<[f64; 2]> {
+    let n = ours.len();
+    if n == 0 || n != base.len() || boot.resamples == 0 {
+        return None;
+    }
+    let per_user: Vec<f64> = ours.iter().zip(base).map(|(a, b)| a - b).collect();
+    mean_ci(boot, &per_user)
+}
+
 /// Per-user values of `H@K` (`ndcg = false`) or `N@K` from the targets' ranks.
 pub fn user_values(ranks: &[Option<usize>], ndcg: bool, k: usize) -> anyhow::Result<Vec<f64>> {
     let per = PerSample::from_ranks(ranks, &Cutoffs::new(vec![k])?);

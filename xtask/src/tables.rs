@@ -171,11 +171,13 @@ struct Table<'a> {
     id: &'a str,
     results: &'a Results,
     data_dir: Option<&'a Path>,
+    /// Every experiment (the reference rows of the "Δ vs" column).
+    all: &'a [Experiment],
 }
 
 /// One column (dataset) of a table: its rows at every scale with results.
 fn render_column(md: &mut String, t: &Table<'_>, group: &[&Experiment], column: &str) {
-    let Table { id, results, data_dir } = *t;
+    let Table { id, results, data_dir, all } = *t;
     let rows: Vec<&&Experiment> = group.iter().filter(|e| e.manifest.paper.column == column).collect();
     let mut names: Vec<String> = Vec::new();
     for e in &rows {
@@ -201,6 +203,11 @@ fn render_column(md: &mut String, t: &Table<'_>, group: &[&Experiment], column: 
     if let Some((row, metric)) = ratio {
         header.push(format!("{metric} / {row}"));
     }
+    // Rows with reference rows get their paired differences.
+    let paired = rows.iter().any(|e| !e.manifest.report.compare.is_empty());
+    if paired {
+        header.push("Δ vs … [95% CI]".into());
+    }
     let _ = writeln!(md, "| row | scale | users | {} | result |", header.join(" | "));
     let _ = writeln!(md, "|---|---|---:|{}---|", "---|".repeat(header.len()));
     for e in rows {
@@ -212,6 +219,9 @@ fn render_column(md: &mut String, t: &Table<'_>, group: &[&Experiment], column: 
                 names.iter().map(|n| cell(None, e.manifest.paper.values.get(n).copied())).collect();
             if ratio.is_some() {
                 cells.push("–".into());
+            }
+            if paired {
+                cells.push(crate::compare::delta_cell(e, None, all));
             }
             let _ = writeln!(md, "| {row} | – | – | {} | {} |", cells.join(" | "), missing_reason(e, data_dir));
             continue;
@@ -225,6 +235,9 @@ fn render_column(md: &mut String, t: &Table<'_>, group: &[&Experiment], column: 
                     (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
                     _ => "–".into(),
                 });
+            }
+            if paired {
+                cells.push(crate::compare::delta_cell(e, Some(r), all));
             }
             let _ = writeln!(
                 md,
@@ -253,6 +266,14 @@ fn render_figure(md: &mut String, id: &str, title: &str, drawn: &[String]) {
         } else {
             let _ = writeln!(md, "Figure `figures/{id}.svg`: not drawn yet (no results).\n");
         }
+    }
+    if id == "table1" && drawn.iter().any(|d| d == "paired-differences") {
+        let _ = writeln!(
+            md,
+            "Figure (paired differences of every row with its reference rows, from the largest scale with results): \
+             [`figures/paired-differences.svg`](figures/paired-differences.svg)\n\n\
+             ![paired differences](figures/paired-differences.svg)\n"
+        );
     }
 }
 
@@ -338,7 +359,7 @@ pub fn render(experiments: &[Experiment], results: &Results, data_dir: Option<&P
         md,
         "Reproduce a table with `cargo xtask reproduce <table> --scale <scale> --device <device>` then `cargo xtask tables`.\n"
     );
-    let t = Table { id: "", results, data_dir };
+    let t = Table { id: "", results, data_dir, all: experiments };
     for spec in TABLES {
         let (id, title, ..) = spec;
         if !experiments.iter().any(|e| e.manifest.paper.table == id) {
@@ -461,6 +482,7 @@ run = "test"
                 label: "lr_grpo".into(),
                 points: vec![CurvePoint { step: 1, elapsed_s: 5.0, reward: -2.0, val_ndcg: Some(0.03) }],
             }],
+            comparisons: vec![],
             note: String::new(),
         }
     }
