@@ -12,7 +12,7 @@ use r3_runs::Provenance;
 use r3_runs::reproduce::{MARKER_FILE, RunMarker};
 
 use crate::manifest::RunKind;
-use crate::plan::PlannedRun;
+use crate::plan::{Pick, PlannedRun};
 
 /// Builds `latentr3` with cargo (the backend feature `backend` unless flex), returning the binary's path.
 pub fn build_binary(root: &Path, release: bool, backend: &str) -> anyhow::Result<PathBuf> {
@@ -130,6 +130,42 @@ pub fn eval_dir(run: &PlannedRun) -> PathBuf {
     }
 }
 
+/// The value of a sweep picked on validation and its score: the candidate whose finished run has the best
+/// validation metric (GRPO: `summary.json`'s `best_metric`, higher is better; SFT: the negative best validation
+/// loss); a tie goes to the value listed first.
+pub fn pick_value(pick: &Pick, kind: RunKind) -> anyhow::Result<(String, f64)> {
+    use r3_runs::train::{GrpoSummary, SUMMARY_FILE, SftSummary};
+    let mut best: Option<(String, f64)> = None;
+    for (value, dir) in &pick.candidates {
+        let path = dir.join(SUMMARY_FILE);
+        let score = match kind {
+            RunKind::Grpo => r3_runs::read_json::<GrpoSummary>(&path)?.best_metric,
+            RunKind::Sft => r3_runs::read_json::<SftSummary>(&path)?.best_val_loss.map(|l| -l),
+            _ => bail!("a sweep picks a setting of an sft or grpo run"),
+        };
+        let score = score.with_context(|| {
+            format!("{}: the sweep run of {}={value} has no validation metric", path.display(), pick.key)
+        })?;
+        if best.as_ref().is_none_or(|(_, b)| score > *b) {
+            best = Some((value.clone(), score));
+        }
+    }
+    best.context("a sweep without values")
+}
+
+/// `run` with the placeholder of its sweep's pick replaced by the picked value in its commands.
+fn with_pick(run: &PlannedRun, pick: &Pick) -> anyhow::Result<PlannedRun> {
+    let (value, score) = pick_value(pick, run.kind)?;
+    eprintln!("reproduce: run `{}`: {}={value} (validation {score:.4}, the best of the sweep)", run.id, pick.key);
+    let mut out = run.clone();
+    for a in out.commands.iter_mut().flatten() {
+        if *a == pick.placeholder() {
+            *a = format!("{}={value}", pick.key);
+        }
+    }
+    Ok(out)
+}
+
 /// Runs `latentr3 args` in the repository root; returns the wall seconds.
 fn latentr3(bin: &Path, root: &Path, data: &Path, args: &[String]) -> anyhow::Result<f64> {
     eprintln!("$ latentr3 {}", args.join(" "));
@@ -171,6 +207,14 @@ impl Executor<'_> {
             let marker: RunMarker = r3_runs::read_json(&run.dir.join(MARKER_FILE))?;
             return Ok(marker.wall_s);
         }
+        let picked;
+        let run = match &run.pick {
+            Some(pick) => {
+                picked = with_pick(run, pick)?;
+                &picked
+            }
+            None => run,
+        };
         let wall = self.commands(run, state)?;
         let expect = match run.kind {
             RunKind::Sft | RunKind::Grpo => run.dir.join(r3_runs::train::MODEL_DIR).join("latent.json"),

@@ -51,14 +51,18 @@ mod validate;
 /// The folders of `experiments/` that hold the training commands' run configurations, not manifests.
 pub const CONFIG_FOLDERS: [&str; 3] = ["sft", "grpo", "baselines"];
 
-/// A reproduction scale (issue 7): `smoke` checks the pipeline in minutes on a CPU, `cpu` is a documented reduced
-/// setting that 2 cores finish in hours, `paper` has the paper's hyper-parameters (for a GPU).
+/// A reproduction scale: `smoke` checks the pipeline in minutes on a CPU, `quick` is a reduced setting that 2
+/// cores finish in hours (a subset of the train rows, 500 test users: too few to separate the methods), `cpu` the
+/// powered setting for 2 cores (every train row, an LR-GRPO learning-rate sweep, every test user: about a day),
+/// `paper` has the paper's hyper-parameters (for a GPU).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scale {
     /// Minutes on 2 CPU cores.
     Smoke,
-    /// Hours on 2 CPU cores.
+    /// Hours on 2 CPU cores (the `cpu` scale before the powered one existed).
+    Quick,
+    /// About a day on 2 CPU cores, with statistical power (docs/reproduce.md).
     Cpu,
     /// The paper's hyper-parameters.
     Paper,
@@ -66,38 +70,39 @@ pub enum Scale {
 
 impl Scale {
     /// Every scale, smallest first.
-    pub const ALL: [Scale; 3] = [Scale::Smoke, Scale::Cpu, Scale::Paper];
+    pub const ALL: [Scale; 4] = [Scale::Smoke, Scale::Quick, Scale::Cpu, Scale::Paper];
 
     /// The scale's name as written in files and on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Scale::Smoke => "smoke",
+            Scale::Quick => "quick",
             Scale::Cpu => "cpu",
             Scale::Paper => "paper",
         }
     }
 
-    /// Parses `smoke`, `cpu` or `paper`.
+    /// Parses `smoke`, `quick`, `cpu` or `paper`.
     pub fn parse(s: &str) -> anyhow::Result<Scale> {
         Scale::ALL
             .into_iter()
             .find(|x| x.name() == s)
-            .with_context(|| format!("unknown scale `{s}`: expected smoke, cpu or paper"))
+            .with_context(|| format!("unknown scale `{s}`: expected smoke, quick, cpu or paper"))
     }
 
-    /// Test users of an evaluation when the manifest does not say: 16 (smoke), 500 (cpu), all (paper, 0).
+    /// Test users of an evaluation when the manifest does not say: 16 (smoke), 500 (quick), all (cpu, paper: 0).
     pub fn default_users(self) -> usize {
         match self {
             Scale::Smoke => 16,
-            Scale::Cpu => 500,
-            Scale::Paper => 0,
+            Scale::Quick => 500,
+            Scale::Cpu | Scale::Paper => 0,
         }
     }
 
-    /// Users per decoding batch when the manifest does not say: 8 (smoke, cpu), 16 (paper, a GPU).
+    /// Users per decoding batch when the manifest does not say: 8 (smoke, quick, cpu), 16 (paper, a GPU).
     pub fn default_batch(self) -> usize {
         match self {
-            Scale::Smoke | Scale::Cpu => 8,
+            Scale::Smoke | Scale::Quick | Scale::Cpu => 8,
             Scale::Paper => 16,
         }
     }
@@ -154,7 +159,7 @@ pub struct ExperimentInfo {
     /// (`Toys_and_Games_5_*`), matched against `info/*.txt` of the data folder. Every SFT and GRPO run gets
     /// `data.stem` set to it.
     pub dataset: String,
-    /// (list) The scales this experiment is defined for; empty = all three.
+    /// (list) The scales this experiment is defined for; empty = all four.
     #[serde(default)]
     pub scales: Vec<Scale>,
     /// (float) The experiment's position on its figure's x axis (the number of latent tokens N, ...).
@@ -227,6 +232,9 @@ pub struct RunSpec {
     /// `[run.smoke]`: settings of the smoke scale.
     #[serde(default)]
     pub smoke: ScaleSpec,
+    /// `[run.quick]`: settings of the quick scale.
+    #[serde(default)]
+    pub quick: ScaleSpec,
     /// `[run.cpu]`: settings of the cpu scale.
     #[serde(default)]
     pub cpu: ScaleSpec,
@@ -264,6 +272,25 @@ pub struct ScaleSpec {
     /// (int) eval: users per decoding batch. Default [`Scale::default_batch`].
     #[serde(default)]
     pub batch: Option<usize>,
+    /// (table) sft, grpo: a sweep of one setting picked on validation before the run (the official learning-rate
+    /// sweep of LR-GRPO): `{ key = "train.lr", values = ["1e-5", "5e-5"], set = ["data.sample=512"] }`.
+    #[serde(default)]
+    pub sweep: Option<SweepSpec>,
+}
+
+/// `sweep = { key, values, set }`: one run per value (with `set` besides: fewer prompts, fewer validation users),
+/// each a run of its own (key, folder) named `<id>@<key>=<value>`; the run itself then gets the value whose run
+/// had the best validation metric (`summary.json`'s `best_metric`; a tie goes to the value listed first).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepSpec {
+    /// (str) The configuration key swept (`train.lr`).
+    pub key: String,
+    /// (list) Its values, as TOML literals (`"1e-5"`).
+    pub values: Vec<String>,
+    /// (list) More `key=value` overrides of the sweep's runs only.
+    #[serde(default)]
+    pub set: Vec<String>,
 }
 
 impl RunSpec {
@@ -276,6 +303,7 @@ impl RunSpec {
     pub fn at(&self, scale: Scale) -> &ScaleSpec {
         match scale {
             Scale::Smoke => &self.smoke,
+            Scale::Quick => &self.quick,
             Scale::Cpu => &self.cpu,
             Scale::Paper => &self.paper,
         }

@@ -54,6 +54,29 @@ pub struct PlannedRun {
     pub requires: Vec<String>,
     /// Evaluated users (eval runs; 0 = all).
     pub users: usize,
+    /// A setting picked on validation from the runs of a sweep before this run starts.
+    pub pick: Option<Pick>,
+}
+
+/// The value of `key` a run takes from its sweep: that of the sweep run with the best validation metric.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pick {
+    /// The configuration key (`train.lr`).
+    pub key: String,
+    /// Each value with its sweep run's folder, in the order of the manifest.
+    pub candidates: Vec<(String, PathBuf)>,
+}
+
+impl Pick {
+    /// The `--set` argument standing for the pick in the commands until the sweep is done.
+    pub fn placeholder(&self) -> String {
+        placeholder(&self.key)
+    }
+}
+
+/// `key=<best of the sweep on validation>`.
+fn placeholder(key: &str) -> String {
+    format!("{key}=<best of the sweep on validation>")
 }
 
 /// A JSON value written with sorted keys and no spaces: the canonical text the keys hash.
@@ -138,6 +161,8 @@ struct Ctx<'a> {
     setting: &'a Setting,
     stem: &'a str,
     earlier: &'a [PlannedRun],
+    /// The sweep that picks a setting of this run: its key and the keys of its runs.
+    sweep: Option<(&'a str, Vec<String>)>,
 }
 
 impl Ctx<'_> {
@@ -157,7 +182,13 @@ fn plan_training(run: &RunSpec, ctx: &Ctx<'_>) -> anyhow::Result<Planned> {
     let upstream = run.from.as_deref().and_then(|id| ctx.earlier(id));
     let (path, overrides, config) = resolve_config(&ctx.setting.root, run, ctx.setting.scale, ctx.stem)?;
     let up = upstream.map(|u| u.key.clone());
-    let resolved = json!({ "kind": kind.name(), "config": config, "from": up, "device": device });
+    let mut resolved = json!({ "kind": kind.name(), "config": config, "from": up, "device": device });
+    let mut overrides = overrides;
+    if let Some((key, runs)) = &ctx.sweep {
+        // The picked value is a function of the sweep's runs: their keys stand for it in this run's key.
+        resolved["sweep"] = json!({ "key": key, "runs": runs });
+        overrides.push(placeholder(key));
+    }
     let dir = ctx.dir(kind, &resolved);
     let mut args: Vec<String> = vec!["train".into(), kind.name().into(), "--config".into(), path.display().to_string()];
     let mut sets = overrides;
@@ -275,32 +306,66 @@ fn plan_baseline(run: &RunSpec, ctx: &Ctx<'_>) -> anyhow::Result<Planned> {
     Ok(Planned { resolved, commands: vec![a], resume: None, users: 0 })
 }
 
-/// The runs of `manifest` at `setting`'s scale, in order; `stem` is the resolved dataset.
+/// One run planned after `earlier`, picking the setting of `sweep` when it has one.
+fn planned_run(
+    run: &RunSpec,
+    setting: &Setting,
+    stem: &str,
+    earlier: &[PlannedRun],
+    sweep: Option<(&str, Vec<String>)>,
+) -> anyhow::Result<PlannedRun> {
+    let kind = run.kind();
+    let ctx = Ctx { setting, stem, earlier, sweep };
+    let p = match kind {
+        RunKind::Sft | RunKind::Grpo => plan_training(run, &ctx)?,
+        RunKind::Eval => plan_eval(run, &ctx)?,
+        RunKind::Baseline => plan_baseline(run, &ctx)?,
+    };
+    let dir = ctx.dir(kind, &p.resolved);
+    Ok(PlannedRun {
+        id: run.id.clone(),
+        kind,
+        key: run_key(&p.resolved),
+        dir,
+        resolved: p.resolved,
+        commands: p.commands,
+        resume: p.resume,
+        requires: run.requires.clone(),
+        users: p.users,
+        pick: None,
+    })
+}
+
+/// The runs of `manifest` at `setting`'s scale, in order; `stem` is the resolved dataset. A run with a sweep at
+/// the scale comes after its sweep's runs (`<id>@<key>=<value>`, each a run of its own).
 pub fn plan(manifest: &Manifest, setting: &Setting, stem: &str) -> anyhow::Result<Vec<PlannedRun>> {
     let mut out: Vec<PlannedRun> = Vec::new();
     for run in &manifest.runs {
-        let kind = run.kind();
-        let ctx = Ctx { setting, stem, earlier: &out };
-        let p = match kind {
-            RunKind::Sft | RunKind::Grpo => plan_training(run, &ctx)?,
-            RunKind::Eval => plan_eval(run, &ctx)?,
-            RunKind::Baseline => plan_baseline(run, &ctx)?,
+        let Some(sw) = &run.at(setting.scale).sweep else {
+            let p = planned_run(run, setting, stem, &out, None)?;
+            out.push(p);
+            continue;
         };
-        let dir = ctx.dir(kind, &p.resolved);
-        out.push(PlannedRun {
-            id: run.id.clone(),
-            kind,
-            key: run_key(&p.resolved),
-            dir,
-            resolved: p.resolved,
-            commands: p.commands,
-            resume: p.resume,
-            requires: run.requires.clone(),
-            users: p.users,
-        });
+        let (mut candidates, mut keys) = (Vec::new(), Vec::new());
+        for v in &sw.values {
+            let mut r = run.clone();
+            r.id = format!("{}@{}={v}", run.id, sw.key);
+            r.set.extend(sw.set.iter().cloned());
+            r.set.push(format!("{}={v}", sw.key));
+            let p = planned_run(&r, setting, stem, &out, None)?;
+            candidates.push((v.clone(), p.dir.clone()));
+            keys.push(p.key.clone());
+            out.push(p);
+        }
+        let mut p = planned_run(run, setting, stem, &out, Some((&sw.key, keys)))?;
+        p.pick = Some(Pick { key: sw.key.clone(), candidates });
+        out.push(p);
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod scale_tests;
 
 #[cfg(test)]
 mod tests {

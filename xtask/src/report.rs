@@ -287,6 +287,7 @@ mod tests {
             resume: None,
             requires: vec![],
             users: 0,
+            pick: None,
         }
     }
 

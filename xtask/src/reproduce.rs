@@ -1,4 +1,4 @@
-//! `cargo xtask reproduce <experiment|table|all> --scale smoke|cpu|paper --device flex|wgpu|vulkan|cuda`: runs
+//! `cargo xtask reproduce <experiment|table|all> --scale smoke|quick|cpu|paper --device flex|wgpu|vulkan|cuda`: runs
 //! what is missing of the experiments' runs by invoking the `latentr3` binary (built by cargo with the backend
 //! feature of `--device`), then writes `results/<experiment>/<scale>.json`.
 //!
@@ -24,12 +24,13 @@ use crate::results::{Comparison, ResultFile, mixed_commits};
 
 /// The usage text of `cargo xtask reproduce`.
 pub const USAGE: &str = "\
-usage: cargo xtask reproduce <experiment|table|all> --scale smoke|cpu|paper --device flex|wgpu|vulkan|cuda[:N]
+usage: cargo xtask reproduce <experiment|table|all> --scale smoke|quick|cpu|paper --device flex|wgpu|vulkan|cuda[:N]
                              [--release|--dev] [--bin PATH] [--data DIR] [--dry-run] [--allow-mixed-code]
 
   <experiment>  a manifest under experiments/ without .toml (table1/cds-latentr3), a folder of them (table1),
                 or `all`
-  --scale       smoke (minutes on a CPU), cpu (hours on 2 cores), paper (the paper's hyper-parameters)
+  --scale       smoke (minutes on a CPU), quick (hours on 2 cores), cpu (every train row and test user: about a
+                day on 2 cores), paper (the paper's hyper-parameters)
   --device      the latentr3 --device; a GPU backend builds latentr3 with that cargo feature
   --release     build latentr3 with the release profile (default for cpu and paper); --dev: the dev profile
                 (default for smoke)

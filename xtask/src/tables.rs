@@ -351,8 +351,9 @@ pub fn render(experiments: &[Experiment], results: &Results, data_dir: Option<&P
          then the paper's value and the difference when the paper gives one. **Data: {RECOVERED_NOTE}** for CDs and \
          Industrial (`docs/data.md`): the original train splits (about 49k and 36k rows) \
          are not available, so no number here is directly comparable to the paper's. Scales: `smoke` (a pipeline \
-         check, minutes on a CPU: its numbers mean nothing), `cpu` (a reduced setting, SmolLM2-135M, hours on 2 \
-         cores), `paper` (the paper's hyper-parameters on a GPU). See `docs/reproduce.md` for the commands and \
+         check, minutes on a CPU: its numbers mean nothing), `quick` (SmolLM2-135M, 1,024 train rows, 500 test \
+         users, hours on 2 cores; called `cpu` until the powered scale existed), `cpu` (every train row, every test \
+         user, about a day on 2 cores), `paper` (the paper's hyper-parameters on a GPU). See `docs/reproduce.md` for the commands and \
          the settings of each scale.\n"
     );
     let _ = writeln!(

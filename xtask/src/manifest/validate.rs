@@ -66,6 +66,14 @@ impl Manifest {
         if let Some(g) = &r.guidance {
             self.validate_guidance(r, kind, g, seen, &what)?;
         }
+        for scale in Scale::ALL {
+            let Some(sw) = &r.at(scale).sweep else { continue };
+            if !matches!(kind, RunKind::Sft | RunKind::Grpo) || sw.key.is_empty() || sw.values.len() < 2 {
+                bail!(
+                    "{what}: the {scale} scale's `sweep` needs an sft or grpo run, a `key` and at least two `values`"
+                );
+            }
+        }
         Ok(())
     }
 
