@@ -317,108 +317,116 @@ fn scales_of(found: &[(&Experiment, &ResultFile)]) -> String {
     s.join(", ")
 }
 
-/// The figures that have results, built from them.
-pub fn build(experiments: &[Experiment], results: &Results) -> Vec<(String, (u32, u32), Figure)> {
-    let mut out = Vec::new();
-    let value = |r: &ResultFile, n: &str| r.metric(n).and_then(|m| m.ours.map(|v| (v, m.ci95)));
+/// A figure: its file name, size in pixels and content.
+pub type Built = (String, (u32, u32), Figure);
 
+/// The value and interval of metric `n` of a result.
+fn value(r: &ResultFile, n: &str) -> Option<(f64, Option<[f64; 2]>)> {
+    r.metric(n).and_then(|m| m.ours.map(|v| (v, m.ci95)))
+}
+
+/// The popularity figure: the relative gains on popular and unpopular targets.
+fn popularity_figure(experiments: &[Experiment], results: &Results) -> Option<Built> {
     let pop = largest(experiments, results, "popularity");
-    if !pop.is_empty() {
-        let metrics = ["H@10", "N@10"];
-        let mut series = Vec::new();
-        for (_, r) in &pop {
-            for bucket in ["popular", "unpopular"] {
-                let vals = metrics
-                    .iter()
-                    .map(|m| {
-                        value(r, &format!("{bucket} {m}"))
-                            .map(|(v, ci)| (100.0 * v, ci.map(|[a, b]| [100.0 * a, 100.0 * b])))
-                    })
-                    .collect();
-                series.push((format!("{} {bucket}", r.column), vals));
-            }
-        }
-        out.push((
-            "popularity".to_string(),
-            (800, 500),
-            Figure::Bars(Bars {
-                title: format!("LatentR³ over BIGRec by target popularity ({})", scales_of(&pop)),
-                y_desc: "relative gain (%)".into(),
-                categories: metrics.iter().map(|s| s.to_string()).collect(),
-                series,
-            }),
-        ));
+    if pop.is_empty() {
+        return None;
     }
+    let metrics = ["H@10", "N@10"];
+    let mut series = Vec::new();
+    for (_, r) in &pop {
+        for bucket in ["popular", "unpopular"] {
+            let vals = metrics
+                .iter()
+                .map(|m| {
+                    value(r, &format!("{bucket} {m}"))
+                        .map(|(v, ci)| (100.0 * v, ci.map(|[a, b]| [100.0 * a, 100.0 * b])))
+                })
+                .collect();
+            series.push((format!("{} {bucket}", r.column), vals));
+        }
+    }
+    Some((
+        "popularity".to_string(),
+        (800, 500),
+        Figure::Bars(Bars {
+            title: format!("LatentR³ over BIGRec by target popularity ({})", scales_of(&pop)),
+            y_desc: "relative gain (%)".into(),
+            categories: metrics.iter().map(|s| s.to_string()).collect(),
+            series,
+        }),
+    ))
+}
 
+/// The reasoning-length figure: H@10 and N@10 against the number of latent tokens.
+fn length_figure(experiments: &[Experiment], results: &Results) -> Option<Built> {
     let len = largest(experiments, results, "reasoning-length");
-    if !len.is_empty() {
-        let mut panels = Vec::new();
-        for m in ["H@10", "N@10"] {
-            let mut by_column: Vec<LineSeries3> = Vec::new();
-            for (e, r) in &len {
-                let (Some(x), Some((v, ci))) = (e.manifest.experiment.x, value(r, m)) else { continue };
-                match by_column.iter_mut().find(|(c, _)| *c == r.column) {
-                    Some((_, pts)) => pts.push((x, v, ci)),
-                    None => by_column.push((r.column.clone(), vec![(x, v, ci)])),
-                }
-            }
-            for (_, pts) in &mut by_column {
-                pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-            }
-            panels.push(Panel {
-                title: m.into(),
-                x_desc: "latent tokens N".into(),
-                y_desc: m.into(),
-                series: by_column,
-            });
-        }
-        out.push(("reasoning-length".to_string(), (1000, 450), Figure::Lines(Lines { panels })));
+    if len.is_empty() {
+        return None;
     }
+    let mut panels = Vec::new();
+    for m in ["H@10", "N@10"] {
+        let mut by_column: Vec<LineSeries3> = Vec::new();
+        for (e, r) in &len {
+            let (Some(x), Some((v, ci))) = (e.manifest.experiment.x, value(r, m)) else { continue };
+            match by_column.iter_mut().find(|(c, _)| *c == r.column) {
+                Some((_, pts)) => pts.push((x, v, ci)),
+                None => by_column.push((r.column.clone(), vec![(x, v, ci)])),
+            }
+        }
+        for (_, pts) in &mut by_column {
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        }
+        panels.push(Panel { title: m.into(), x_desc: "latent tokens N".into(), y_desc: m.into(), series: by_column });
+    }
+    Some(("reasoning-length".to_string(), (1000, 450), Figure::Lines(Lines { panels })))
+}
 
+/// The GRPO vs LR-GRPO figure: rewards and validation NDCG@10 against training wall time.
+fn rl_figure(experiments: &[Experiment], results: &Results) -> Option<Built> {
     let rl = largest(experiments, results, "grpo-vs-lrgrpo");
     let curves: Vec<_> = rl.iter().flat_map(|(_, r)| r.curves.iter().map(move |c| (r, c))).collect();
-    if !curves.is_empty() {
-        let name = |r: &ResultFile, label: &str| {
-            format!("{} ({} {})", if label == "grpo" { "GRPO" } else { "LR-GRPO" }, r.column, r.scale)
-        };
-        // The two algorithms' rewards are on different scales (LR-GRPO: negative perplexity of the target;
-        // GRPO: exact match of a rollout), so each gets its own panel; validation NDCG@10 is shared.
-        let mut panels = Vec::new();
-        for (algo, reward_name) in [("lr_grpo", "LR-GRPO reward (−perplexity)"), ("grpo", "GRPO reward (exact match)")]
-        {
-            let series: Vec<LineSeries3> = curves
-                .iter()
-                .filter(|(_, c)| c.label == algo)
-                .map(|(r, c)| (name(r, &c.label), c.points.iter().map(|p| (p.elapsed_s, p.reward, None)).collect()))
-                .collect();
-            if !series.is_empty() {
-                panels.push(Panel {
-                    title: reward_name.into(),
-                    x_desc: "training wall time (s)".into(),
-                    y_desc: "mean reward".into(),
-                    series,
-                });
-            }
-        }
-        let ndcg = curves
-            .iter()
-            .map(|(r, c)| {
-                (
-                    name(r, &c.label),
-                    c.points.iter().filter_map(|p| p.val_ndcg.map(|v| (p.elapsed_s, v, None))).collect(),
-                )
-            })
-            .collect();
-        panels.push(Panel {
-            title: "validation NDCG@10".into(),
-            x_desc: "training wall time (s)".into(),
-            y_desc: "NDCG@10".into(),
-            series: ndcg,
-        });
-        let width = 420 * panels.len() as u32;
-        out.push(("grpo-vs-lrgrpo".to_string(), (width, 450), Figure::Lines(Lines { panels })));
+    if curves.is_empty() {
+        return None;
     }
+    let name = |r: &ResultFile, label: &str| {
+        format!("{} ({} {})", if label == "grpo" { "GRPO" } else { "LR-GRPO" }, r.column, r.scale)
+    };
+    // The two algorithms' rewards are on different scales (LR-GRPO: negative perplexity of the target;
+    // GRPO: exact match of a rollout), so each gets its own panel; validation NDCG@10 is shared.
+    let mut panels = Vec::new();
+    for (algo, reward_name) in [("lr_grpo", "LR-GRPO reward (−perplexity)"), ("grpo", "GRPO reward (exact match)")] {
+        let series: Vec<LineSeries3> = curves
+            .iter()
+            .filter(|(_, c)| c.label == algo)
+            .map(|(r, c)| (name(r, &c.label), c.points.iter().map(|p| (p.elapsed_s, p.reward, None)).collect()))
+            .collect();
+        if !series.is_empty() {
+            panels.push(Panel {
+                title: reward_name.into(),
+                x_desc: "training wall time (s)".into(),
+                y_desc: "mean reward".into(),
+                series,
+            });
+        }
+    }
+    let ndcg = curves
+        .iter()
+        .map(|(r, c)| {
+            (name(r, &c.label), c.points.iter().filter_map(|p| p.val_ndcg.map(|v| (p.elapsed_s, v, None))).collect())
+        })
+        .collect();
+    panels.push(Panel {
+        title: "validation NDCG@10".into(),
+        x_desc: "training wall time (s)".into(),
+        y_desc: "NDCG@10".into(),
+        series: ndcg,
+    });
+    let width = 420 * panels.len() as u32;
+    Some(("grpo-vs-lrgrpo".to_string(), (width, 450), Figure::Lines(Lines { panels })))
+}
 
+/// The inference-time figure: the mean latency per user of each row.
+fn inference_figure(experiments: &[Experiment], results: &Results) -> Option<Built> {
     let mut inf = largest(experiments, results, "inference-time");
     // The rows without reasoning text first, then CoT by its token budget ("CoT 64 tokens" before "CoT 128 tokens").
     inf.sort_by_key(|(e, r)| {
@@ -426,29 +434,37 @@ pub fn build(experiments: &[Experiment], results: &Results) -> Vec<(String, (u32
         let budget: Option<usize> = row.strip_prefix("CoT ").and_then(|t| t.split(' ').next()?.parse().ok());
         (r.column.clone(), budget, row.clone())
     });
-    if !inf.is_empty() {
-        let mut columns: Vec<String> = inf.iter().map(|(_, r)| r.column.clone()).collect();
-        columns.dedup();
-        let series = columns
-            .iter()
-            .map(|c| {
-                let vals =
-                    inf.iter().map(|(_, r)| if &r.column == c { value(r, "latency mean s") } else { None }).collect();
-                (c.clone(), vals)
-            })
-            .collect();
-        out.push((
-            "inference-time".to_string(),
-            (900, 500),
-            Figure::Bars(Bars {
-                title: format!("inference time per user ({})", scales_of(&inf)),
-                y_desc: "seconds per user (mean)".into(),
-                categories: categories(&inf),
-                series,
-            }),
-        ));
+    if inf.is_empty() {
+        return None;
     }
-    out
+    let mut columns: Vec<String> = inf.iter().map(|(_, r)| r.column.clone()).collect();
+    columns.dedup();
+    let series = columns
+        .iter()
+        .map(|c| {
+            let vals =
+                inf.iter().map(|(_, r)| if &r.column == c { value(r, "latency mean s") } else { None }).collect();
+            (c.clone(), vals)
+        })
+        .collect();
+    Some((
+        "inference-time".to_string(),
+        (900, 500),
+        Figure::Bars(Bars {
+            title: format!("inference time per user ({})", scales_of(&inf)),
+            y_desc: "seconds per user (mean)".into(),
+            categories: categories(&inf),
+            series,
+        }),
+    ))
+}
+
+/// The figures that have results, built from them.
+pub fn build(experiments: &[Experiment], results: &Results) -> Vec<Built> {
+    [popularity_figure, length_figure, rl_figure, inference_figure, crate::compare::paired_figure]
+        .iter()
+        .filter_map(|f| f(experiments, results))
+        .collect()
 }
 
 /// Draws every figure that has results into `dir`; returns one line per figure (written, or why not).

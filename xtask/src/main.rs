@@ -1,12 +1,17 @@
 //! Project automation, after rust-analyzer's xtask: `cargo xtask ci` (what CI runs, cheapest checks first),
 //! `cargo xtask tidy` (repository rules, also run as a test), `cargo xtask reproduce` (the paper's experiments
 //! through the `latentr3` binary, into `results/`) and `cargo xtask tables` (`docs/results.md` and the figures).
-//! No burn dependency.
+//! It depends on the burn-free crates only (`r3-data`, `r3-metrics`, `r3-runs`; `cargo xtask tidy` checks it):
+//! the run files it reads are `r3-runs`' typed structs, the metrics and the popularity split the library's.
 
 mod ci;
+mod compare;
+mod execute;
 mod figures;
 mod manifest;
+mod outcome;
 mod plan;
+mod report;
 mod reproduce;
 mod results;
 mod stats;
@@ -43,7 +48,7 @@ commands:
   ci     what .ci/run runs: format check, tidy, model fetch, build of the benchmarks, the whole test suite, one
          smoke-scale reproduction, then the golden tests on wgpu over software Vulkan (--no-fmt skips the format check, --no-gpu-path the wgpu part)
   tidy   repository rules: crate docs, dataset checksums, experiment files parse, no large files
-  reproduce <experiment|table|all> --scale smoke|cpu|paper --device flex|wgpu|vulkan|cuda
+  reproduce <experiment|table|all> --scale smoke|quick|cpu|paper --device flex|wgpu|vulkan|cuda
          run what is missing of the experiments (runs/reproduce/), write results/<experiment>/<scale>.json
          (--dry-run prints the plan; see `cargo xtask reproduce --help` and docs/reproduce.md)
   tables render docs/results.md from results/ and the figures into docs/figures/ (SVG and PNG)";

@@ -12,7 +12,7 @@
 //! table = "table1"
 //! row = "BIGRec+LatentR3"
 //! column = "CDs"
-//! source = "PAPER.md §6, Table 1"
+//! source = "docs/method.md §6, Table 1"
 //! values = { "H@5" = 0.0934 }
 //!
 //! [experiment]
@@ -38,24 +38,31 @@
 //! run = "test"
 //! ```
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+pub use r3_runs::eval::Decoding;
 use serde::{Deserialize, Serialize};
+
+mod validate;
 
 /// The folders of `experiments/` that hold the training commands' run configurations, not manifests.
 pub const CONFIG_FOLDERS: [&str; 3] = ["sft", "grpo", "baselines"];
 
-/// A reproduction scale (issue 7): `smoke` checks the pipeline in minutes on a CPU, `cpu` is a documented reduced
-/// setting that 2 cores finish in hours, `paper` has the paper's hyper-parameters (for a GPU).
+/// A reproduction scale: `smoke` checks the pipeline in minutes on a CPU, `quick` is a reduced setting that 2
+/// cores finish in hours (a subset of the train rows, 500 test users: too few to separate the methods), `cpu` the
+/// powered setting for 2 cores (every train row, an LR-GRPO learning-rate sweep, every test user: about a day),
+/// `paper` has the paper's hyper-parameters (for a GPU).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scale {
     /// Minutes on 2 CPU cores.
     Smoke,
-    /// Hours on 2 CPU cores.
+    /// Hours on 2 CPU cores (the `cpu` scale before the powered one existed).
+    Quick,
+    /// About a day on 2 CPU cores, with statistical power (docs/reproduce.md).
     Cpu,
     /// The paper's hyper-parameters.
     Paper,
@@ -63,38 +70,39 @@ pub enum Scale {
 
 impl Scale {
     /// Every scale, smallest first.
-    pub const ALL: [Scale; 3] = [Scale::Smoke, Scale::Cpu, Scale::Paper];
+    pub const ALL: [Scale; 4] = [Scale::Smoke, Scale::Quick, Scale::Cpu, Scale::Paper];
 
     /// The scale's name as written in files and on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Scale::Smoke => "smoke",
+            Scale::Quick => "quick",
             Scale::Cpu => "cpu",
             Scale::Paper => "paper",
         }
     }
 
-    /// Parses `smoke`, `cpu` or `paper`.
+    /// Parses `smoke`, `quick`, `cpu` or `paper`.
     pub fn parse(s: &str) -> anyhow::Result<Scale> {
         Scale::ALL
             .into_iter()
             .find(|x| x.name() == s)
-            .with_context(|| format!("unknown scale `{s}`: expected smoke, cpu or paper"))
+            .with_context(|| format!("unknown scale `{s}`: expected smoke, quick, cpu or paper"))
     }
 
-    /// Test users of an evaluation when the manifest does not say: 16 (smoke), 500 (cpu), all (paper, 0).
+    /// Test users of an evaluation when the manifest does not say: 16 (smoke), 500 (quick), all (cpu, paper: 0).
     pub fn default_users(self) -> usize {
         match self {
             Scale::Smoke => 16,
-            Scale::Cpu => 500,
-            Scale::Paper => 0,
+            Scale::Quick => 500,
+            Scale::Cpu | Scale::Paper => 0,
         }
     }
 
-    /// Users per decoding batch when the manifest does not say: 8 (smoke, cpu), 16 (paper, a GPU).
+    /// Users per decoding batch when the manifest does not say: 8 (smoke, quick, cpu), 16 (paper, a GPU).
     pub fn default_batch(self) -> usize {
         match self {
-            Scale::Smoke | Scale::Cpu => 8,
+            Scale::Smoke | Scale::Quick | Scale::Cpu => 8,
             Scale::Paper => 16,
         }
     }
@@ -121,7 +129,7 @@ pub struct Manifest {
     pub report: ReportSpec,
 }
 
-/// `[paper]`: the cell this experiment reproduces (the same block as the run configurations', STYLE.md §4), with
+/// `[paper]`: the cell this experiment reproduces (the same block as the run configurations', docs/conventions.md §4), with
 /// every value the paper gives for it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -151,7 +159,7 @@ pub struct ExperimentInfo {
     /// (`Toys_and_Games_5_*`), matched against `info/*.txt` of the data folder. Every SFT and GRPO run gets
     /// `data.stem` set to it.
     pub dataset: String,
-    /// (list) The scales this experiment is defined for; empty = all three.
+    /// (list) The scales this experiment is defined for; empty = all four.
     #[serde(default)]
     pub scales: Vec<Scale>,
     /// (float) The experiment's position on its figure's x axis (the number of latent tokens N, ...).
@@ -182,27 +190,6 @@ impl RunKind {
             RunKind::Grpo => "grpo",
             RunKind::Eval => "eval",
             RunKind::Baseline => "baseline",
-        }
-    }
-}
-
-/// The decoding of an evaluation (`latentr3 eval --decoding`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Decoding {
-    /// BIGRec: length penalty 1.
-    #[default]
-    Bigrec,
-    /// D3: length penalty 0.
-    D3,
-}
-
-impl Decoding {
-    /// The CLI value.
-    pub fn name(self) -> &'static str {
-        match self {
-            Decoding::Bigrec => "bigrec",
-            Decoding::D3 => "d3",
         }
     }
 }
@@ -245,6 +232,9 @@ pub struct RunSpec {
     /// `[run.smoke]`: settings of the smoke scale.
     #[serde(default)]
     pub smoke: ScaleSpec,
+    /// `[run.quick]`: settings of the quick scale.
+    #[serde(default)]
+    pub quick: ScaleSpec,
     /// `[run.cpu]`: settings of the cpu scale.
     #[serde(default)]
     pub cpu: ScaleSpec,
@@ -282,6 +272,25 @@ pub struct ScaleSpec {
     /// (int) eval: users per decoding batch. Default [`Scale::default_batch`].
     #[serde(default)]
     pub batch: Option<usize>,
+    /// (table) sft, grpo: a sweep of one setting picked on validation before the run (the official learning-rate
+    /// sweep of LR-GRPO): `{ key = "train.lr", values = ["1e-5", "5e-5"], set = ["data.sample=512"] }`.
+    #[serde(default)]
+    pub sweep: Option<SweepSpec>,
+}
+
+/// `sweep = { key, values, set }`: one run per value (with `set` besides: fewer prompts, fewer validation users),
+/// each a run of its own (key, folder) named `<id>@<key>=<value>`; the run itself then gets the value whose run
+/// had the best validation metric (`summary.json`'s `best_metric`; a tie goes to the value listed first).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepSpec {
+    /// (str) The configuration key swept (`train.lr`).
+    pub key: String,
+    /// (list) Its values, as TOML literals (`"1e-5"`).
+    pub values: Vec<String>,
+    /// (list) More `key=value` overrides of the sweep's runs only.
+    #[serde(default)]
+    pub set: Vec<String>,
 }
 
 impl RunSpec {
@@ -294,6 +303,7 @@ impl RunSpec {
     pub fn at(&self, scale: Scale) -> &ScaleSpec {
         match scale {
             Scale::Smoke => &self.smoke,
+            Scale::Quick => &self.quick,
             Scale::Cpu => &self.cpu,
             Scale::Paper => &self.paper,
         }
@@ -334,6 +344,11 @@ pub struct ReportSpec {
     /// (list) The metrics: `H@K` and `N@K`. Default H@5, N@5, H@10, N@10 (popularity_gain: H@10, N@10).
     #[serde(default)]
     pub metrics: Vec<String>,
+    /// (list) The reference rows: experiments on the same dataset (`table1/cds-bigrec`) whose report evaluation
+    /// this one is compared with, user by user (the paired difference and relative gain of every metric, on all
+    /// users and per popularity bucket, with paired-bootstrap intervals; `docs/results.md`'s "Δ vs" column).
+    #[serde(default)]
+    pub compare: Vec<String>,
 }
 
 impl ReportSpec {
@@ -384,111 +399,6 @@ impl Manifest {
     /// The run named `id`.
     pub fn run(&self, id: &str) -> Option<&RunSpec> {
         self.runs.iter().find(|r| r.id == id)
-    }
-
-    /// Checks the references and the per-kind keys, naming the run and the fix.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        if self.paper.table.is_empty() || self.paper.row.is_empty() || self.paper.column.is_empty() {
-            bail!("[paper]: `table`, `row` and `column` must be set");
-        }
-        if self.experiment.dataset.is_empty() {
-            bail!("[experiment]: `dataset` must name a stem or a category prefix ending in `*`");
-        }
-        for name in self.paper.values.keys() {
-            parse_metric(name).with_context(|| "[paper] values")?;
-        }
-        let mut seen = HashSet::new();
-        for r in &self.runs {
-            let what = format!("[[run]] `{}`", r.id);
-            if r.id.is_empty() {
-                bail!("a [[run]] has no `id`");
-            }
-            let Some(kind) = r.kind else { bail!("{what}: `kind` must be sft, grpo, eval or baseline") };
-            let from = match &r.from {
-                Some(f) if !seen.contains(f.as_str()) => {
-                    bail!("{what}: `from = \"{f}\"` names no earlier run (list the runs in the order they run)")
-                }
-                Some(f) => self.run(f).map(RunSpec::kind),
-                None => None,
-            };
-            match kind {
-                RunKind::Sft | RunKind::Grpo => {
-                    if r.config.is_none() {
-                        bail!("{what}: a {} run needs `config` (a run configuration file)", kind.name());
-                    }
-                    if r.model.is_some()
-                        || r.args.iter().chain(Scale::ALL.iter().flat_map(|s| &r.at(*s).args)).count() > 0
-                    {
-                        bail!("{what}: `model` and `args` are for eval and baseline runs; use `set` overrides");
-                    }
-                }
-                RunKind::Eval => {
-                    if r.config.is_some() || !r.set.is_empty() {
-                        bail!("{what}: `config` and `set` are for sft, grpo (and baseline: `config`) runs");
-                    }
-                }
-                RunKind::Baseline => {
-                    if !r.set.is_empty() || Scale::ALL.iter().any(|s| !r.at(*s).set.is_empty()) {
-                        bail!("{what}: `latentr3 baseline train` has no --set; use `args`");
-                    }
-                }
-            }
-            match kind {
-                RunKind::Sft if r.from.is_some() => bail!("{what}: an sft run starts from `model.id`, not `from`"),
-                RunKind::Grpo if from != Some(RunKind::Sft) => {
-                    bail!("{what}: a grpo run needs `from` = the id of an sft run")
-                }
-                RunKind::Eval => {
-                    let untuned = r.model.is_some() || Scale::ALL.iter().any(|s| r.at(*s).model.is_some());
-                    match (from, untuned) {
-                        (Some(RunKind::Sft | RunKind::Grpo), false) | (None, true) => {}
-                        _ => bail!(
-                            "{what}: an eval run needs either `from` (an sft or grpo run) or `model` (an untuned model)"
-                        ),
-                    }
-                }
-                RunKind::Baseline if r.model.is_none() && r.config.is_none() => {
-                    bail!("{what}: a baseline run needs `model` (sasrec, gru4rec, caser, alpharec) or `config`")
-                }
-                _ => {}
-            }
-            if let Some(GuidanceSpec { assistant: a, scale }) = &r.guidance {
-                if kind != RunKind::Eval || r.decoding != Decoding::D3 {
-                    bail!("{what}: `guidance` steers D3's decoding: only an eval run with `decoding = \"d3\"` has one")
-                }
-                if !seen.contains(a.as_str()) || self.run(a).map(RunSpec::kind) != Some(RunKind::Baseline) {
-                    bail!(
-                        "{what}: `assistant = \"{a}\"` names no earlier baseline run (list the assistant's run first)"
-                    )
-                }
-                if !scale.is_finite() {
-                    bail!("{what}: the guidance `scale` must be a finite number");
-                }
-            }
-            if !seen.insert(r.id.as_str()) {
-                bail!("{what}: two runs share this id");
-            }
-        }
-        let rep = &self.report;
-        let is_eval = |id: &str| self.run(id).is_some_and(|r| matches!(r.kind(), RunKind::Eval | RunKind::Baseline));
-        if !is_eval(&rep.run) {
-            bail!("[report]: `run = \"{}\"` must name an eval or baseline run", rep.run);
-        }
-        match rep.kind {
-            ReportKind::PopularityGain => match &rep.baseline {
-                Some(b) if is_eval(b) => {}
-                _ => bail!("[report]: a popularity_gain report needs `baseline` = the id of another eval run"),
-            },
-            ReportKind::Training => match &rep.train {
-                Some(t) if self.run(t).is_some_and(|r| r.kind() == RunKind::Grpo) => {}
-                _ => bail!("[report]: a training report needs `train` = the id of a grpo run"),
-            },
-            _ => {}
-        }
-        for m in rep.metric_names() {
-            parse_metric(&m).with_context(|| "[report] metrics")?;
-        }
-        Ok(())
     }
 }
 
@@ -551,188 +461,28 @@ pub fn discover(root: &Path) -> anyhow::Result<Vec<Experiment>> {
         }
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
+    check_references(&out)?;
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const CHAIN: &str = r#"
-[paper]
-table = "table1"
-row = "BIGRec+LatentR3"
-column = "CDs"
-source = "PAPER.md §6"
-values = { "H@5" = 0.0934 }
-
-[experiment]
-dataset = "CDs_and_Vinyl_5_2015-10-2018-11"
-
-[[run]]
-id = "sft"
-kind = "sft"
-config = "experiments/sft/cds-latentr3-{scale}.toml"
-
-[[run]]
-id = "grpo"
-kind = "grpo"
-from = "sft"
-config = "experiments/grpo/cds-lrgrpo-{scale}.toml"
-cpu = { set = ["train.lr=5e-5"] }
-
-[[run]]
-id = "test"
-kind = "eval"
-from = "grpo"
-decoding = "d3"
-smoke = { users = 4, batch = 2 }
-
-[report]
-run = "test"
-"#;
-
-    #[test]
-    fn a_chain_parses_with_its_scales_and_defaults() {
-        let m = Manifest::parse(CHAIN, "chain").unwrap();
-        assert_eq!(m.runs.len(), 3);
-        assert_eq!(m.paper.values.get("H@5"), Some(&0.0934));
-        assert_eq!(m.scales(), Scale::ALL.to_vec());
-        let grpo = m.run("grpo").unwrap();
-        assert_eq!((grpo.kind(), grpo.from.as_deref()), (RunKind::Grpo, Some("sft")));
-        assert_eq!(grpo.at(Scale::Cpu).set, vec!["train.lr=5e-5".to_string()]);
-        assert!(grpo.at(Scale::Smoke).set.is_empty());
-        let test = m.run("test").unwrap();
-        assert_eq!(
-            (test.decoding, test.at(Scale::Smoke).users, test.at(Scale::Paper).users),
-            (Decoding::D3, Some(4), None)
-        );
-        assert_eq!(m.report.kind, ReportKind::Metrics);
-        assert_eq!(m.report.metric_names(), ["H@5", "N@5", "H@10", "N@10"]);
-    }
-
-    fn err(text: &str) -> String {
-        format!("{:#}", Manifest::parse(text, "m.toml").unwrap_err())
-    }
-
-    #[test]
-    fn unknown_keys_and_broken_references_are_errors_that_name_them() {
-        let e = err(&CHAIN.replace("decoding = \"d3\"", "decodng = \"d3\""));
-        assert!(e.contains("m.toml") && e.contains("decodng"), "{e}");
-        let e = err(&CHAIN.replace("[experiment]", "[experiment]\nseed = 3"));
-        assert!(e.contains("seed"), "{e}");
-        let e = err(&CHAIN.replace("cpu = { set", "cpu = { sets"));
-        assert!(e.contains("sets"), "{e}");
-        // `from` must name an earlier run.
-        let e = err(&CHAIN.replace("from = \"sft\"", "from = \"warmup\""));
-        assert!(e.contains("`from = \"warmup\"` names no earlier run"), "{e}");
-        // A grpo run starts from an sft run.
-        let e = err(&CHAIN.replace("from = \"sft\"\n", ""));
-        assert!(e.contains("a grpo run needs `from`"), "{e}");
-        // An eval needs a model.
-        let e = err(&CHAIN.replace("from = \"grpo\"\n", ""));
-        assert!(e.contains("`from` (an sft or grpo run) or `model`"), "{e}");
-        // The report names an evaluation.
-        let e = err(&CHAIN.replace("run = \"test\"", "run = \"grpo\""));
-        assert!(e.contains("must name an eval or baseline run"), "{e}");
-        // Metrics are H@K or N@K.
-        let e = err(&CHAIN.replace("\"H@5\" = 0.0934", "\"MRR\" = 0.1"));
-        assert!(e.contains("MRR"), "{e}");
-        let e = err(&CHAIN.replace("[report]\nrun = \"test\"", "[report]\nrun = \"test\"\nkind = \"popularity_gain\""));
-        assert!(e.contains("needs `baseline`"), "{e}");
-        let e = err(&CHAIN.replace("kind = \"sft\"\n", "kind = \"sft\"\nmodel = \"x\"\n"));
-        assert!(e.contains("`model` and `args` are for eval and baseline runs"), "{e}");
-    }
-
-    #[test]
-    fn d3_guidance_names_an_earlier_baseline_run_and_a_scale() {
-        let assistant =
-            "[[run]]\nid = \"assistant\"\nkind = \"baseline\"\nmodel = \"sasrec\"\n\n[[run]]\nid = \"test\"";
-        let guided = CHAIN.replace("[[run]]\nid = \"test\"", assistant).replace(
-            "decoding = \"d3\"\n",
-            "decoding = \"d3\"\nguidance = { assistant = \"assistant\", scale = 0.5 }\n",
-        );
-        let m = Manifest::parse(&guided, "m.toml").unwrap();
-        let spec = GuidanceSpec { assistant: "assistant".into(), scale: 0.5 };
-        assert_eq!(m.run("test").unwrap().guidance.as_ref(), Some(&spec));
-        // Both keys are required, the scale is finite.
-        let e = err(&guided.replace(", scale = 0.5", ""));
-        assert!(e.contains("scale"), "{e}");
-        let e = err(&guided.replace("assistant = \"assistant\", ", ""));
-        assert!(e.contains("assistant"), "{e}");
-        let e = err(&guided.replace("scale = 0.5", "scale = nan"));
-        assert!(e.contains("finite"), "{e}");
-        // Only D3's decoding is guided.
-        let e = err(&guided.replace("decoding = \"d3\"", "decoding = \"bigrec\""));
-        assert!(e.contains("only an eval run with `decoding = \"d3\"`"), "{e}");
-        // The assistant is an earlier baseline run.
-        let e = err(&guided.replace("assistant = \"assistant\",", "assistant = \"grpo\","));
-        assert!(e.contains("`assistant = \"grpo\"` names no earlier baseline run"), "{e}");
-        let e = err(&guided.replace("assistant = \"assistant\",", "assistant = \"sasrec\","));
-        assert!(e.contains("`assistant = \"sasrec\"` names no earlier baseline run"), "{e}");
-    }
-
-    #[test]
-    fn metric_names_parse() {
-        assert_eq!(parse_metric("H@10").unwrap(), (false, 10));
-        assert_eq!(parse_metric("N@5").unwrap(), (true, 5));
-        assert_eq!(parse_metric("NDCG@20").unwrap(), (true, 20));
-        assert!(parse_metric("H@0").is_err());
-        assert!(parse_metric("H5").is_err());
-    }
-
-    #[test]
-    fn manifests_and_run_configurations_are_told_apart() {
-        assert!(is_manifest_path(Path::new("table1/cds-bigrec.toml")));
-        assert!(!is_manifest_path(Path::new("sft/cds-bigrec-cpu.toml")));
-        assert!(!is_manifest_path(Path::new("grpo/cds-lrgrpo-smoke.toml")));
-        assert!(!is_manifest_path(Path::new("baselines/cds-sasrec.toml")));
-        assert!(!is_manifest_path(Path::new("README.md")));
-        assert!(!is_manifest_path(Path::new("top.toml")));
-    }
-
-    /// Every table and figure of the issue has its experiment files, and every manifest of the repository parses
-    /// and names configuration files that exist.
-    #[test]
-    fn the_repository_covers_every_table_and_figure() {
-        let root = crate::project_root();
-        let all = discover(&root).unwrap();
-        let cells = |table: &str, column: &str| -> Vec<String> {
-            let mut v: Vec<String> = all
-                .iter()
-                .filter(|e| e.manifest.paper.table == table && e.manifest.paper.column == column)
-                .map(|e| e.manifest.paper.row.clone())
-                .collect();
-            v.sort();
-            v
-        };
-        let table1 =
-            ["AlphaRec", "BIGRec", "BIGRec+LatentR3", "Base", "Caser", "CoT", "D3", "D3+LatentR3", "GRU4Rec", "SASRec"];
-        for column in ["CDs", "Industrial", "Toys", "Games", "Instruments"] {
-            assert_eq!(cells("table1", column), table1, "{column}");
+/// Every `[report] compare` names another experiment on the same dataset.
+pub fn check_references(all: &[Experiment]) -> anyhow::Result<()> {
+    for e in all {
+        for c in &e.manifest.report.compare {
+            let Some(r) = all.iter().find(|x| &x.name == c) else {
+                bail!("{}: [report] compare names `{c}`, which is no experiment under experiments/", e.path.display())
+            };
+            if r.name == e.name || r.manifest.experiment.dataset != e.manifest.experiment.dataset {
+                bail!(
+                    "{}: [report] compare names `{c}`: a reference is another experiment on the same dataset ({})",
+                    e.path.display(),
+                    e.manifest.experiment.dataset
+                );
+            }
         }
-        let ablation = ["full", "w/o LatentRATT", "w/o RL", "w/o batch advantage", "w/o reasoning"];
-        for column in ["CDs", "Toys"] {
-            assert_eq!(cells("ablation", column), ablation, "{column}");
-        }
-        assert_eq!(cells("popularity", "CDs").len(), 1);
-        assert_eq!(cells("reasoning-length", "CDs"), ["N=1", "N=2", "N=3", "N=4"]);
-        assert_eq!(cells("grpo-vs-lrgrpo", "CDs"), ["LR-GRPO", "original GRPO"]);
-        assert_eq!(
-            cells("inference-time", "CDs"),
-            ["BIGRec", "BIGRec+LatentR3", "CoT 128 tokens", "CoT 256 tokens", "CoT 64 tokens"]
-        );
-        assert_eq!(cells("backbone-scale", "CDs"), ["Qwen2.5-Coder-0.5B", "Qwen2.5-Coder-1.5B", "SmolLM2-135M"]);
-        for e in &all {
-            assert!(
-                e.manifest.missing_configs(&root).is_empty(),
-                "{}: {:?}",
-                e.name,
-                e.manifest.missing_configs(&root)
-            );
-        }
-        // The paper's Table 1 values are carried: CDs H@5 of BIGRec+LatentR³.
-        let cds = all.iter().find(|e| e.name == "table1/cds-bigrec-latentr3").unwrap();
-        assert_eq!(cds.manifest.paper.values.get("H@5"), Some(&0.0934));
     }
+    Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -11,6 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use r3_runs::{apply_overrides, toml_string};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -53,6 +54,29 @@ pub struct PlannedRun {
     pub requires: Vec<String>,
     /// Evaluated users (eval runs; 0 = all).
     pub users: usize,
+    /// A setting picked on validation from the runs of a sweep before this run starts.
+    pub pick: Option<Pick>,
+}
+
+/// The value of `key` a run takes from its sweep: that of the sweep run with the best validation metric.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pick {
+    /// The configuration key (`train.lr`).
+    pub key: String,
+    /// Each value with its sweep run's folder, in the order of the manifest.
+    pub candidates: Vec<(String, PathBuf)>,
+}
+
+impl Pick {
+    /// The `--set` argument standing for the pick in the commands until the sweep is done.
+    pub fn placeholder(&self) -> String {
+        placeholder(&self.key)
+    }
+}
+
+/// `key=<best of the sweep on validation>`.
+fn placeholder(key: &str) -> String {
+    format!("{key}=<best of the sweep on validation>")
 }
 
 /// A JSON value written with sorted keys and no spaces: the canonical text the keys hash.
@@ -75,37 +99,6 @@ pub fn run_key(resolved: &Value) -> String {
     let digest = Sha256::digest(canonical_json(resolved).as_bytes());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     hex[..KEY_LEN].to_string()
-}
-
-/// Applies a `key.sub=value` override to a TOML tree as `latentr3 train --set` does: the value is a TOML literal
-/// (`3e-4`, `true`, `"x"`), else a plain string.
-pub fn apply_override(tree: &mut toml::Table, arg: &str) -> anyhow::Result<()> {
-    let (key, raw) = arg.split_once('=').with_context(|| format!("override `{arg}`: expected `section.key=value`"))?;
-    let parts: Vec<&str> = key.trim().split('.').collect();
-    if parts.iter().any(|p| p.is_empty()) {
-        bail!("override `{arg}`: the key is empty or has an empty part");
-    }
-    let raw = raw.trim();
-    let value = match format!("v = {raw}").parse::<toml::Table>() {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.into())),
-        Err(_) => toml::Value::String(raw.into()),
-    };
-    let (last, parents) = parts.split_last().context("empty key")?;
-    let mut table = tree;
-    for p in parents {
-        let entry = table.entry(p.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        table = match entry {
-            toml::Value::Table(t) => t,
-            _ => bail!("override `{arg}`: `{p}` is a value in the file, not a section"),
-        };
-    }
-    table.insert(last.to_string(), value);
-    Ok(())
-}
-
-/// A TOML string literal of `s` (for `--set key="value"`).
-fn toml_string(s: &str) -> String {
-    toml::Value::String(s.into()).to_string()
 }
 
 /// The dataset stem of `dataset` in `data_dir`: the stem itself when `info/<stem>.txt` exists, the one stem whose
@@ -143,9 +136,7 @@ pub fn resolve_config(
     let mut tree: toml::Table = text.parse().with_context(|| format!("{} is not valid TOML", path.display()))?;
     let mut overrides: Vec<String> = run.set.iter().chain(&run.at(scale).set).cloned().collect();
     overrides.push(format!("data.stem={}", toml_string(stem)));
-    for o in &overrides {
-        apply_override(&mut tree, o).with_context(|| format!("run `{}`", run.id))?;
-    }
+    apply_overrides(&mut tree, &overrides).with_context(|| format!("run `{}`", run.id))?;
     tree.remove("paper");
     tree.remove("run");
     if let Some(toml::Value::Table(m)) = tree.get_mut("model")
@@ -156,155 +147,225 @@ pub fn resolve_config(
     Ok((path, overrides, serde_json::to_value(&tree)?))
 }
 
-/// The runs of `manifest` at `setting`'s scale, in order; `stem` is the resolved dataset.
+/// What planning one run gives: the resolved configuration its key hashes, the commands of a fresh start, the
+/// commands that continue it, the users of an evaluation.
+struct Planned {
+    resolved: Value,
+    commands: Vec<Vec<String>>,
+    resume: Option<Vec<String>>,
+    users: usize,
+}
+
+/// The context of one run: the setting, the dataset, the runs planned before it.
+struct Ctx<'a> {
+    setting: &'a Setting,
+    stem: &'a str,
+    earlier: &'a [PlannedRun],
+    /// The sweep that picks a setting of this run: its key and the keys of its runs.
+    sweep: Option<(&'a str, Vec<String>)>,
+}
+
+impl Ctx<'_> {
+    fn earlier(&self, id: &str) -> Option<&PlannedRun> {
+        self.earlier.iter().find(|p| p.id == id)
+    }
+
+    /// The folder of the run with the resolved configuration `resolved`.
+    fn dir(&self, kind: RunKind, resolved: &Value) -> PathBuf {
+        self.setting.root.join("runs").join("reproduce").join(kind.name()).join(run_key(resolved))
+    }
+}
+
+/// An SFT or GRPO run: `latentr3 train <kind> --config FILE --set ...`, continued with `--resume DIR`.
+fn plan_training(run: &RunSpec, ctx: &Ctx<'_>) -> anyhow::Result<Planned> {
+    let (kind, device) = (run.kind(), &ctx.setting.device);
+    let upstream = run.from.as_deref().and_then(|id| ctx.earlier(id));
+    let (path, overrides, config) = resolve_config(&ctx.setting.root, run, ctx.setting.scale, ctx.stem)?;
+    let up = upstream.map(|u| u.key.clone());
+    let mut resolved = json!({ "kind": kind.name(), "config": config, "from": up, "device": device });
+    let mut overrides = overrides;
+    if let Some((key, runs)) = &ctx.sweep {
+        // The picked value is a function of the sweep's runs: their keys stand for it in this run's key.
+        resolved["sweep"] = json!({ "key": key, "runs": runs });
+        overrides.push(placeholder(key));
+    }
+    let dir = ctx.dir(kind, &resolved);
+    let mut args: Vec<String> = vec!["train".into(), kind.name().into(), "--config".into(), path.display().to_string()];
+    let mut sets = overrides;
+    if let Some(u) = upstream {
+        sets.push(format!("model.checkpoint={}", toml_string(&u.dir.join("model").display().to_string())));
+    }
+    sets.push(format!("run.output_dir={}", toml_string(&dir.display().to_string())));
+    sets.push("run.timestamped=false".into());
+    for s in sets {
+        args.extend(["--set".into(), s]);
+    }
+    args.extend(["--device".into(), device.clone()]);
+    let resume = ["train", kind.name(), "--resume", &dir.display().to_string(), "--device", device];
+    let resume = resume.iter().map(|s| s.to_string()).collect();
+    Ok(Planned { resolved, commands: vec![args], resume: Some(resume), users: 0 })
+}
+
+/// An evaluation: `latentr3 eval` of the upstream run's model or of an untuned model, guided by D3's assistant
+/// when it has one.
+fn plan_eval(run: &RunSpec, ctx: &Ctx<'_>) -> anyhow::Result<Planned> {
+    let (scale, device) = (ctx.setting.scale, &ctx.setting.device);
+    let upstream = run.from.as_deref().and_then(|id| ctx.earlier(id));
+    let at = run.at(scale);
+    let users = at.users.unwrap_or(scale.default_users());
+    let batch = at.batch.unwrap_or(scale.default_batch());
+    let model = at.model.clone().or_else(|| run.model.clone());
+    let extra: Vec<String> = run.args.iter().chain(&at.args).cloned().collect();
+    // D3's guidance: the assistant's planned run and the scale.
+    let guidance = match &run.guidance {
+        Some(g) => Some((
+            ctx.earlier(&g.assistant)
+                .with_context(|| format!("run `{}`: its assistant `{}` is not an earlier run", run.id, g.assistant))?,
+            g.scale,
+        )),
+        None => None,
+    };
+    let mut resolved = json!({
+        "kind": "eval",
+        "from": upstream.map(|u| u.key.clone()),
+        "model": model,
+        "stem": ctx.stem,
+        "split": "test",
+        "users": users,
+        "seed": 0,
+        "decoding": run.decoding.name(),
+        "batch": batch,
+        "args": extra,
+        "device": device,
+    });
+    // Only guided evaluations carry the guidance, so that the keys of the others stay as they were.
+    if let Some((a, scale)) = &guidance {
+        resolved["assistant"] = json!(a.key);
+        resolved["guidance_scale"] = json!(scale);
+    }
+    let dir = ctx.dir(RunKind::Eval, &resolved);
+    let mut args: Vec<String> = vec!["eval".into()];
+    match (upstream, &model) {
+        (Some(u), _) => args.extend(["--checkpoint".into(), u.dir.join("model").display().to_string()]),
+        (None, Some(m)) => args.extend(["--model".into(), m.clone()]),
+        (None, None) => bail!("run `{}`: an eval needs `from` or `model`", run.id),
+    }
+    args.extend(["--data".into(), ctx.setting.data_dir.display().to_string()]);
+    args.extend(["--stem".into(), ctx.stem.into(), "--split".into(), "test".into()]);
+    if users > 0 {
+        args.extend(["--limit".into(), users.to_string()]);
+    }
+    args.extend(["--seed".into(), "0".into(), "--decoding".into(), run.decoding.name().into()]);
+    args.extend(["--batch".into(), batch.to_string(), "--out".into(), dir.display().to_string()]);
+    args.extend(["--device".into(), device.clone()]);
+    if let Some((a, scale)) = &guidance {
+        args.extend(["--assistant".into(), a.dir.join("model").display().to_string()]);
+        args.extend(["--guidance-scale".into(), scale.to_string()]);
+    }
+    args.extend(extra);
+    Ok(Planned { resolved, commands: vec![args], resume: None, users })
+}
+
+/// A traditional baseline: `latentr3 baseline train` with its experiment file or model.
+fn plan_baseline(run: &RunSpec, ctx: &Ctx<'_>) -> anyhow::Result<Planned> {
+    let (scale, device) = (ctx.setting.scale, &ctx.setting.device);
+    let at = run.at(scale);
+    let model = at.model.clone().or_else(|| run.model.clone());
+    let extra: Vec<String> = run.args.iter().chain(&at.args).cloned().collect();
+    let config = match &run.config {
+        Some(c) => {
+            let path = ctx.setting.root.join(c.replace("{scale}", scale.name()));
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("run `{}`: reading its experiment file {}", run.id, path.display()))?;
+            let mut tree: toml::Table =
+                text.parse().with_context(|| format!("{} is not valid TOML", path.display()))?;
+            tree.remove("paper");
+            Some((path, serde_json::to_value(&tree)?))
+        }
+        None => None,
+    };
+    let resolved = json!({
+        "kind": "baseline",
+        "model": model,
+        "config": config.as_ref().map(|c| c.1.clone()),
+        "stem": ctx.stem,
+        "args": extra,
+        "device": device,
+    });
+    let dir = ctx.dir(RunKind::Baseline, &resolved);
+    let mut a: Vec<String> = vec!["baseline".into(), "train".into()];
+    if let Some((path, _)) = &config {
+        a.extend(["--config".into(), path.display().to_string()]);
+    }
+    if let Some(m) = &model {
+        a.extend(["--model".into(), m.clone()]);
+    }
+    a.extend(["--data".into(), ctx.setting.data_dir.display().to_string(), "--stem".into(), ctx.stem.into()]);
+    a.extend(["--out".into(), dir.display().to_string(), "--device".into(), device.clone()]);
+    a.extend(extra);
+    Ok(Planned { resolved, commands: vec![a], resume: None, users: 0 })
+}
+
+/// One run planned after `earlier`, picking the setting of `sweep` when it has one.
+fn planned_run(
+    run: &RunSpec,
+    setting: &Setting,
+    stem: &str,
+    earlier: &[PlannedRun],
+    sweep: Option<(&str, Vec<String>)>,
+) -> anyhow::Result<PlannedRun> {
+    let kind = run.kind();
+    let ctx = Ctx { setting, stem, earlier, sweep };
+    let p = match kind {
+        RunKind::Sft | RunKind::Grpo => plan_training(run, &ctx)?,
+        RunKind::Eval => plan_eval(run, &ctx)?,
+        RunKind::Baseline => plan_baseline(run, &ctx)?,
+    };
+    let dir = ctx.dir(kind, &p.resolved);
+    Ok(PlannedRun {
+        id: run.id.clone(),
+        kind,
+        key: run_key(&p.resolved),
+        dir,
+        resolved: p.resolved,
+        commands: p.commands,
+        resume: p.resume,
+        requires: run.requires.clone(),
+        users: p.users,
+        pick: None,
+    })
+}
+
+/// The runs of `manifest` at `setting`'s scale, in order; `stem` is the resolved dataset. A run with a sweep at
+/// the scale comes after its sweep's runs (`<id>@<key>=<value>`, each a run of its own).
 pub fn plan(manifest: &Manifest, setting: &Setting, stem: &str) -> anyhow::Result<Vec<PlannedRun>> {
-    let scale = setting.scale;
     let mut out: Vec<PlannedRun> = Vec::new();
     for run in &manifest.runs {
-        let kind = run.kind();
-        let earlier = |id: &str| out.iter().find(|p| p.id == id).cloned();
-        let upstream = run.from.as_deref().and_then(earlier);
-        let at = run.at(scale);
-        let store = setting.root.join("runs").join("reproduce").join(kind.name());
-        let device = setting.device.clone();
-        let (resolved, commands, resume, users) = match kind {
-            RunKind::Sft | RunKind::Grpo => {
-                let (path, overrides, config) = resolve_config(&setting.root, run, scale, stem)?;
-                let up = upstream.as_ref().map(|u| u.key.clone());
-                let resolved = json!({ "kind": kind.name(), "config": config, "from": up, "device": device });
-                let key = run_key(&resolved);
-                let dir = store.join(&key);
-                let mut args: Vec<String> =
-                    vec!["train".into(), kind.name().into(), "--config".into(), path.display().to_string()];
-                let mut sets = overrides;
-                if let Some(u) = &upstream {
-                    sets.push(format!("model.checkpoint={}", toml_string(&u.dir.join("model").display().to_string())));
-                }
-                sets.push(format!("run.output_dir={}", toml_string(&dir.display().to_string())));
-                sets.push("run.timestamped=false".into());
-                for s in sets {
-                    args.extend(["--set".into(), s]);
-                }
-                args.extend(["--device".into(), device.clone()]);
-                let resume = vec![
-                    "train".into(),
-                    kind.name().into(),
-                    "--resume".into(),
-                    dir.display().to_string(),
-                    "--device".into(),
-                    device.clone(),
-                ];
-                (resolved, vec![args], Some(resume), 0)
-            }
-            RunKind::Eval => {
-                let users = at.users.unwrap_or(scale.default_users());
-                let batch = at.batch.unwrap_or(scale.default_batch());
-                let model = at.model.clone().or_else(|| run.model.clone());
-                let extra: Vec<String> = run.args.iter().chain(&at.args).cloned().collect();
-                // D3's guidance: the assistant's planned run and the scale.
-                let guidance = match &run.guidance {
-                    Some(g) => Some((
-                        earlier(&g.assistant).with_context(|| {
-                            format!("run `{}`: its assistant `{}` is not an earlier run", run.id, g.assistant)
-                        })?,
-                        g.scale,
-                    )),
-                    None => None,
-                };
-                let mut resolved = json!({
-                    "kind": "eval",
-                    "from": upstream.as_ref().map(|u| u.key.clone()),
-                    "model": model,
-                    "stem": stem,
-                    "split": "test",
-                    "users": users,
-                    "seed": 0,
-                    "decoding": run.decoding.name(),
-                    "batch": batch,
-                    "args": extra,
-                    "device": device,
-                });
-                // Only guided evaluations carry the guidance, so that the keys of the others stay as they were.
-                if let Some((a, scale)) = &guidance {
-                    resolved["assistant"] = json!(a.key);
-                    resolved["guidance_scale"] = json!(scale);
-                }
-                let dir = store.join(run_key(&resolved));
-                let mut args: Vec<String> = vec!["eval".into()];
-                match (&upstream, &model) {
-                    (Some(u), _) => args.extend(["--checkpoint".into(), u.dir.join("model").display().to_string()]),
-                    (None, Some(m)) => args.extend(["--model".into(), m.clone()]),
-                    (None, None) => bail!("run `{}`: an eval needs `from` or `model`", run.id),
-                }
-                args.extend(["--data".into(), setting.data_dir.display().to_string()]);
-                args.extend(["--stem".into(), stem.into(), "--split".into(), "test".into()]);
-                if users > 0 {
-                    args.extend(["--limit".into(), users.to_string()]);
-                }
-                args.extend(["--seed".into(), "0".into(), "--decoding".into(), run.decoding.name().into()]);
-                args.extend(["--batch".into(), batch.to_string(), "--out".into(), dir.display().to_string()]);
-                args.extend(["--device".into(), device.clone()]);
-                if let Some((a, scale)) = &guidance {
-                    args.extend(["--assistant".into(), a.dir.join("model").display().to_string()]);
-                    args.extend(["--guidance-scale".into(), scale.to_string()]);
-                }
-                args.extend(extra);
-                (resolved, vec![args], None, users)
-            }
-            RunKind::Baseline => {
-                let model = at.model.clone().or_else(|| run.model.clone());
-                let extra: Vec<String> = run.args.iter().chain(&at.args).cloned().collect();
-                let config = match &run.config {
-                    Some(c) => {
-                        let rel = c.replace("{scale}", scale.name());
-                        let path = setting.root.join(&rel);
-                        let text = std::fs::read_to_string(&path).with_context(|| {
-                            format!("run `{}`: reading its experiment file {}", run.id, path.display())
-                        })?;
-                        let mut tree: toml::Table =
-                            text.parse().with_context(|| format!("{} is not valid TOML", path.display()))?;
-                        tree.remove("paper");
-                        Some((path, serde_json::to_value(&tree)?))
-                    }
-                    None => None,
-                };
-                let resolved = json!({
-                    "kind": "baseline",
-                    "model": model,
-                    "config": config.as_ref().map(|c| c.1.clone()),
-                    "stem": stem,
-                    "args": extra,
-                    "device": device,
-                });
-                let dir = store.join(run_key(&resolved));
-                let mut a: Vec<String> = vec!["baseline".into(), "train".into()];
-                if let Some((path, _)) = &config {
-                    a.extend(["--config".into(), path.display().to_string()]);
-                }
-                if let Some(m) = &model {
-                    a.extend(["--model".into(), m.clone()]);
-                }
-                a.extend(["--data".into(), setting.data_dir.display().to_string(), "--stem".into(), stem.into()]);
-                a.extend(["--out".into(), dir.display().to_string(), "--device".into(), device.clone()]);
-                a.extend(extra);
-                (resolved, vec![a], None, 0)
-            }
+        let Some(sw) = &run.at(setting.scale).sweep else {
+            let p = planned_run(run, setting, stem, &out, None)?;
+            out.push(p);
+            continue;
         };
-        let key = run_key(&resolved);
-        out.push(PlannedRun {
-            id: run.id.clone(),
-            kind,
-            dir: store.join(&key),
-            key,
-            resolved,
-            commands,
-            resume,
-            requires: run.requires.clone(),
-            users,
-        });
+        let (mut candidates, mut keys) = (Vec::new(), Vec::new());
+        for v in &sw.values {
+            let mut r = run.clone();
+            r.id = format!("{}@{}={v}", run.id, sw.key);
+            r.set.extend(sw.set.iter().cloned());
+            r.set.push(format!("{}={v}", sw.key));
+            let p = planned_run(&r, setting, stem, &out, None)?;
+            candidates.push((v.clone(), p.dir.clone()));
+            keys.push(p.key.clone());
+            out.push(p);
+        }
+        let mut p = planned_run(run, setting, stem, &out, Some((&sw.key, keys)))?;
+        p.pick = Some(Pick { key: sw.key.clone(), candidates });
+        out.push(p);
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod scale_tests;
 
 #[cfg(test)]
 mod tests {
@@ -328,21 +389,6 @@ mod tests {
         assert_eq!(run_key(&a), run_key(&b));
         assert_eq!(run_key(&a).len(), KEY_LEN);
         assert_ne!(run_key(&a), run_key(&json!({"b": 2, "a": {"x": "s", "y": [1, {"c": 3, "d": 2}]}})));
-    }
-
-    #[test]
-    fn overrides_follow_the_cli() {
-        let mut t: toml::Table = "[train]\nlr = 3e-4\n".parse().unwrap();
-        apply_override(&mut t, "train.lr=1e-4").unwrap();
-        apply_override(&mut t, "data.template=corrected").unwrap();
-        apply_override(&mut t, "data.stem=\"A B\"").unwrap();
-        apply_override(&mut t, "latent.ratt = false").unwrap();
-        assert_eq!(t["train"]["lr"].as_float(), Some(1e-4));
-        assert_eq!(t["data"]["template"].as_str(), Some("corrected"));
-        assert_eq!(t["data"]["stem"].as_str(), Some("A B"));
-        assert_eq!(t["latent"]["ratt"].as_bool(), Some(false));
-        assert!(apply_override(&mut t, "train.lr").is_err());
-        assert!(apply_override(&mut t, "train.lr.x=1").is_err());
     }
 
     #[test]

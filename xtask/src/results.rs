@@ -1,5 +1,5 @@
 //! The result files `results/<experiment>/<scale>.json` that `cargo xtask reproduce` writes and `cargo xtask
-//! tables` renders (STYLE.md §9: our metric, the paper's value, the delta, a data note).
+//! tables` renders (docs/conventions.md §9: our metric, the paper's value, the delta, a data note).
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::manifest::Scale;
 
-/// The data note of every result trained on the shared data (`datasets/amazon18/DATASETS.md`).
+/// The data note of every result trained on the shared data (`docs/data.md`).
 pub const RECOVERED_NOTE: &str = "recovered train subset";
 
 /// One result file.
@@ -48,6 +48,10 @@ pub struct ResultFile {
     /// Training curves (GRPO vs LR-GRPO).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub curves: Vec<Curve>,
+    /// Paired comparisons with the reference rows the manifest declares (`[report] compare`); absent in files
+    /// written before they existed and for references whose evaluation was not at hand.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub comparisons: Vec<Comparison>,
     /// Where the paper's setting differs.
     #[serde(default)]
     pub note: String,
@@ -68,6 +72,10 @@ pub struct RunRecord {
     /// Wall seconds of the command(s) that finished it, in the session that finished it (a continued run: the last
     /// session only).
     pub wall_s: f64,
+    /// The code that produced the run ([`r3_runs::Provenance::label`]: a commit, `-dirty` when the tree had
+    /// changes, `unknown` when the run recorded none); absent in result files written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
 }
 
 /// One reported number.
@@ -93,6 +101,50 @@ impl MetricEntry {
     pub fn new(name: &str, ours: Option<f64>, ci95: Option<[f64; 2]>, paper: Option<f64>, n: usize) -> Self {
         let delta = ours.zip(paper).map(|(a, b)| a - b);
         MetricEntry { name: name.into(), ours, ci95, paper, delta, n }
+    }
+}
+
+/// The paired comparison of a result with one reference row on the same test users.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Comparison {
+    /// The reference experiment (`table1/cds-bigrec`).
+    pub reference: String,
+    /// Its paper row (`BIGRec`).
+    pub row: String,
+    /// The users both evaluations share (the same users in the same order).
+    pub users: usize,
+    /// One entry per metric and bucket.
+    pub entries: Vec<PairedEntry>,
+}
+
+/// One paired difference: ours − the reference's on the same users, and the relative gain, each with a
+/// paired-bootstrap interval (the same resampled users for both).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairedEntry {
+    /// `H@5` (all users), `popular H@10`, `unpopular N@10`, ...
+    pub name: String,
+    /// Our mean.
+    pub ours: f64,
+    /// The reference's mean.
+    pub reference: f64,
+    /// `ours − reference`.
+    pub diff: f64,
+    /// The 95% paired-bootstrap interval of the difference.
+    pub diff_ci95: Option<[f64; 2]>,
+    /// `ours / reference − 1`; `None` for a zero reference mean.
+    pub gain: Option<f64>,
+    /// The 95% paired-bootstrap interval of the gain.
+    pub gain_ci95: Option<[f64; 2]>,
+    /// The users behind the entry.
+    pub n: usize,
+}
+
+impl Comparison {
+    /// The entry named `name`.
+    pub fn entry(&self, name: &str) -> Option<&PairedEntry> {
+        self.entries.iter().find(|e| e.name == name)
     }
 }
 
@@ -154,4 +206,29 @@ impl ResultFile {
     pub fn metric(&self, name: &str) -> Option<&MetricEntry> {
         self.metrics.iter().find(|m| m.name == name)
     }
+
+    /// The code of the runs behind the result: their distinct commits in run order, `unknown` for a run that
+    /// recorded none (every run of a file written before runs recorded it).
+    pub fn run_commits(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for r in &self.runs {
+            let c = r.commit.clone().unwrap_or_else(|| "unknown".into());
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    /// Whether runs of different known code are combined (unknown runs do not count).
+    pub fn mixes_code(&self) -> bool {
+        mixed_commits(self.runs.iter().filter_map(|r| r.commit.as_deref()))
+    }
+}
+
+/// Whether the known commits among `commits` differ (`unknown` is not a commit).
+pub fn mixed_commits<'a>(commits: impl Iterator<Item = &'a str>) -> bool {
+    let mut known = commits.filter(|c| *c != "unknown");
+    let Some(first) = known.next() else { return false };
+    known.any(|c| c != first)
 }
