@@ -144,17 +144,43 @@ impl BackboneConfig {
         })?;
         let key = |k: &str| format!("{arch_name}.{k}");
         let u = |k: &str| g.get_u64(&key(k)).map(|v| v as usize);
-        let hidden_size = u("embedding_length")?;
-        let n_heads = u("attention.head_count")?;
+        // The hyper-parameters are checked as they are read, before anything derived from them (the head width,
+        // the rotary dimension) is compared, so that a wrong value is reported under its own key.
+        let bad = |k: &str, message: String| Error::Metadata { path: g.path.clone(), key: key(k), message };
+        let positive = |k: &str| -> crate::Result<usize> {
+            match u(k)? {
+                0 => Err(bad(k, "is 0: it must be at least 1".into())),
+                v => Ok(v),
+            }
+        };
+        let hidden_size = positive("embedding_length")?;
+        let n_heads = positive("attention.head_count")?;
+        if !hidden_size.is_multiple_of(n_heads) && !g.metadata.contains_key(&key("attention.key_length")) {
+            return Err(bad(
+                "attention.head_count",
+                format!(
+                    "{n_heads} heads do not divide {} = {hidden_size}: the head width is the width / the heads",
+                    key("embedding_length")
+                ),
+            ));
+        }
         let n_kv_heads = if g.metadata.contains_key(&key("attention.head_count_kv")) {
-            u("attention.head_count_kv")?
+            positive("attention.head_count_kv")?
         } else {
             n_heads
         };
+        if !n_heads.is_multiple_of(n_kv_heads) {
+            return Err(bad(
+                "attention.head_count_kv",
+                format!("{n_kv_heads} key/value heads do not divide {n_heads} query heads (grouped-query attention)"),
+            ));
+        }
+        let n_layers = positive("block_count")?;
+        let intermediate_size = positive("feed_forward_length")?;
         let head_dim = if g.metadata.contains_key(&key("attention.key_length")) {
-            u("attention.key_length")?
+            positive("attention.key_length")?
         } else {
-            hidden_size / n_heads.max(1)
+            hidden_size / n_heads
         };
         if g.metadata.contains_key(&key("rope.dimension_count")) {
             let rot = u("rope.dimension_count")?;
@@ -182,11 +208,11 @@ impl BackboneConfig {
             arch,
             vocab_size,
             hidden_size,
-            n_layers: u("block_count")?,
+            n_layers,
             n_heads,
             n_kv_heads,
             head_dim,
-            intermediate_size: u("feed_forward_length")?,
+            intermediate_size,
             rope_theta,
             rms_norm_eps: g.get_f64(&key("attention.layer_norm_rms_epsilon"))?,
             qkv_bias: g.tensor("blk.0.attn_q.bias").is_some(),
@@ -411,5 +437,48 @@ mod tests {
         assert!(e.contains("set head_dim to hidden_size / n_heads = 4"), "{e}");
         let e = BackboneConfig::from_hf_json(r#"{"model_type": "gpt2"}"#).unwrap_err().to_string();
         assert!(e.contains("missing field"), "{e}");
+    }
+
+    /// The SmolLM2-135M hyper-parameters as GGUF metadata, with `edit` applied (no tensors: the checks run first).
+    fn smollm2_gguf(edit: (&str, u32)) -> crate::Result<BackboneConfig> {
+        use crate::gguf::{Gguf, Value, write_gguf};
+        let mut meta = vec![
+            ("general.architecture", Value::String("llama".into())),
+            ("llama.embedding_length", Value::U32(576)),
+            ("llama.attention.head_count", Value::U32(9)),
+            ("llama.attention.head_count_kv", Value::U32(3)),
+            ("llama.block_count", Value::U32(30)),
+            ("llama.feed_forward_length", Value::U32(1536)),
+            ("llama.rope.dimension_count", Value::U32(64)),
+            ("llama.rope.freq_base", Value::F32(100_000.0)),
+            ("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5)),
+            ("llama.context_length", Value::U32(8192)),
+            ("llama.vocab_size", Value::U32(49152)),
+        ];
+        for (k, v) in &mut meta {
+            if *k == edit.0 {
+                *v = Value::U32(edit.1);
+            }
+        }
+        BackboneConfig::from_gguf(&Gguf::parse(&write_gguf(&meta, &[], 32)).unwrap())
+    }
+
+    #[test]
+    fn bad_gguf_head_settings_name_their_key() {
+        let c = smollm2_gguf(("none", 0)).unwrap();
+        assert_eq!((c.head_dim, c.n_kv_heads, c.n_layers), (64, 3, 30));
+        for (key, value, phrase) in [
+            ("llama.attention.head_count", 0, "is 0"),
+            ("llama.attention.head_count", 7, "7 heads do not divide"),
+            ("llama.embedding_length", 0, "is 0"),
+            ("llama.attention.head_count_kv", 0, "is 0"),
+            ("llama.attention.head_count_kv", 2, "do not divide 9 query heads"),
+            ("llama.block_count", 0, "is 0"),
+            ("llama.feed_forward_length", 0, "is 0"),
+        ] {
+            let e = smollm2_gguf((key, value)).unwrap_err().to_string();
+            assert!(e.contains(&format!("`{key}`")) && e.contains(phrase), "{key} = {value}: {e}");
+            assert!(!e.contains("rotary"), "{key} = {value}: {e}");
+        }
     }
 }

@@ -53,6 +53,18 @@ pub enum Error {
         /// What went wrong and what to do.
         message: String,
     },
+    /// A file whose sha256 no longer matches the checksum recorded beside it.
+    #[error("{path}: the file is damaged: its sha256 is {got}, but {expected} was recorded when it was fetched; {fix}")]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// Its sha256 now.
+        got: String,
+        /// The recorded sha256.
+        expected: String,
+        /// What to do.
+        fix: String,
+    },
     /// A tensor type this loader cannot dequantise.
     #[error("tensor `{tensor}`: unsupported type {ggml_type}: {hint}")]
     Unsupported {

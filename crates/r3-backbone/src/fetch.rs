@@ -114,11 +114,171 @@ fn marker(path: &Path) -> PathBuf {
     path.with_extension("gguf.sha256")
 }
 
-/// Whether `spec` is in the cache with its verified checksum.
-pub fn is_cached(spec: &ModelSpec) -> bool {
+/// What the cache holds for one checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheState {
+    /// No file.
+    Missing,
+    /// A file of the wrong size (an interrupted copy, or another file).
+    WrongSize {
+        /// Its size in bytes.
+        size: u64,
+    },
+    /// A file of the right size without the checksum marker a finished fetch writes beside it.
+    Unverified,
+    /// The file and its marker agree (checked by hashing when the file changed since the marker was written).
+    Verified,
+    /// The file's sha256 is not the expected one: it was damaged after the fetch.
+    Damaged {
+        /// The sha256 of the file as it is.
+        got: String,
+    },
+}
+
+impl CacheState {
+    /// A short word for listings.
+    pub fn label(&self) -> &'static str {
+        match self {
+            CacheState::Missing => "not fetched",
+            CacheState::WrongSize { .. } => "wrong size",
+            CacheState::Unverified => "unverified",
+            CacheState::Verified => "cached",
+            CacheState::Damaged { .. } => "DAMAGED",
+        }
+    }
+}
+
+/// The checksum marker beside a GGUF file: the sha256 the file had when it was verified and, since this version,
+/// the size and modification time it had then (`size mtime_ns` on a second line). A marker without the second
+/// line (written by an older fetch) vouches for the file when the file is not newer than the marker.
+struct Marker {
+    sha256: String,
+    stamp: Option<(u64, u128)>,
+    modified: Option<std::time::SystemTime>,
+}
+
+fn read_marker(path: &Path) -> Option<Marker> {
+    let m = marker(path);
+    let text = std::fs::read_to_string(&m).ok()?;
+    let mut lines = text.lines();
+    let sha256 = lines.next()?.trim().to_string();
+    let stamp = lines.next().and_then(|l| {
+        let (size, mtime) = l.trim().split_once(' ')?;
+        Some((size.parse().ok()?, mtime.parse().ok()?))
+    });
+    let modified = std::fs::metadata(&m).and_then(|md| md.modified()).ok();
+    Some(Marker { sha256, stamp, modified })
+}
+
+/// The size and modification time (ns since the epoch) of a file's metadata.
+fn stamp_of(meta: &std::fs::Metadata) -> Option<(u64, u128)> {
+    let mtime = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos();
+    Some((meta.len(), mtime))
+}
+
+/// Writes the marker of `path`: its sha256 and its current size and modification time.
+fn write_marker(path: &Path, sha256: &str) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(io(path, "read the metadata of"))?;
+    let stamp = stamp_of(&meta).map_or_else(String::new, |(size, mtime)| format!("{size} {mtime}\n"));
+    let m = marker(path);
+    r3_data::write_atomic(&m, |w| w.write_all(format!("{sha256}\n{stamp}").as_bytes())).map_err(|e| match e {
+        r3_data::Error::Io { source, .. } => Error::Io { path: m.clone(), action: "write the checksum marker", source },
+        other => Error::Io {
+            path: m.clone(),
+            action: "write the checksum marker",
+            source: std::io::Error::other(other.to_string()),
+        },
+    })
+}
+
+/// The sha256 of a file, as lowercase hex.
+pub fn sha256_of(path: &Path) -> Result<String> {
+    let mut file = std::fs::File::open(path).map_err(io(path, "open"))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(io(path, "read"))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(format!("{:x}", hasher.finalize()))
+}
+
+/// Checks `path` against its marker (whose sha256 must be `expected` when given): trusted without reading the
+/// file when its size and modification time are those the marker recorded (or, for an older marker, when the
+/// file is not newer than it); hashed otherwise, or always with `force`. A file that hashes right gets a fresh
+/// marker (when the folder is writable) so that the next check is cheap again.
+fn check_against_marker(path: &Path, expected: Option<&str>, force: bool) -> Result<CacheState> {
+    let Ok(meta) = std::fs::metadata(path) else { return Ok(CacheState::Missing) };
+    let Some(mark) = read_marker(path) else { return Ok(CacheState::Unverified) };
+    let want = expected.unwrap_or(&mark.sha256);
+    if mark.sha256 != want {
+        return Ok(CacheState::Unverified);
+    }
+    let unchanged = match mark.stamp {
+        Some(stamp) => stamp_of(&meta) == Some(stamp),
+        None => matches!((meta.modified(), mark.modified), (Ok(file), Some(m)) if file <= m),
+    };
+    if unchanged && !force {
+        return Ok(CacheState::Verified);
+    }
+    tracing::info!(path = %path.display(), "checking the sha256 of a cached file that changed since it was verified");
+    let got = sha256_of(path)?;
+    if got != want {
+        return Ok(CacheState::Damaged { got });
+    }
+    if !unchanged && let Err(e) = write_marker(path, &got) {
+        tracing::debug!("cannot refresh the checksum marker: {e}");
+    }
+    Ok(CacheState::Verified)
+}
+
+/// The state of `spec` in the cache; with `verify`, the file is hashed whatever its marker says
+/// (`latentr3 model list --verify`).
+///
+/// # Errors
+/// [`Error::Io`] when the file cannot be read while hashing.
+pub fn cache_state(spec: &ModelSpec, verify: bool) -> Result<CacheState> {
     let path = cached_path(spec.id);
-    let size_ok = std::fs::metadata(&path).is_ok_and(|m| m.len() == spec.size);
-    size_ok && std::fs::read_to_string(marker(&path)).is_ok_and(|s| s.trim() == spec.sha256)
+    match std::fs::metadata(&path) {
+        Err(_) => Ok(CacheState::Missing),
+        Ok(m) if m.len() != spec.size => Ok(CacheState::WrongSize { size: m.len() }),
+        Ok(_) => check_against_marker(&path, Some(spec.sha256), verify),
+    }
+}
+
+/// Whether `spec` is in the cache with its verified checksum ([`cache_state`] is [`CacheState::Verified`]).
+pub fn is_cached(spec: &ModelSpec) -> bool {
+    matches!(cache_state(spec, false), Ok(CacheState::Verified))
+}
+
+/// Checks a GGUF file that has a checksum marker beside it (a file of the cache, or a copy made with its
+/// marker) before it is loaded; a file without a marker passes (it is the user's own file).
+///
+/// # Errors
+/// [`Error::Damaged`] when the file's sha256 is not the marker's.
+pub fn check_marked(path: &Path) -> Result<()> {
+    if !marker(path).is_file() {
+        return Ok(());
+    }
+    match check_against_marker(path, None, false)? {
+        CacheState::Damaged { got } => {
+            Err(damaged(path, &got, read_marker(path).map(|m| m.sha256).unwrap_or_default()))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn damaged(path: &Path, got: &str, want: String) -> Error {
+    let id = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let fix = if MODELS.iter().any(|m| m.id == id) {
+        format!("run `latentr3 model fetch {id}` to fetch it again")
+    } else {
+        "copy or download the file again".to_string()
+    };
+    Error::Damaged { path: path.to_path_buf(), got: got.into(), expected: want, fix }
 }
 
 /// The cached GGUF file of `id` when it is fetched (in the cache with its size and verified checksum, as
@@ -126,14 +286,16 @@ pub fn is_cached(spec: &ModelSpec) -> bool {
 ///
 /// # Errors
 /// [`Error::UnknownModel`] for an id not in [`MODELS`]; [`Error::Fetch`] saying to run `latentr3 model fetch {id}`
-/// when the file is missing or unverified.
+/// when the file is missing or unverified; [`Error::Damaged`] when its checksum no longer matches.
 pub fn fetched_path(id: &str) -> Result<PathBuf> {
     let spec = spec(id)?;
     let path = cached_path(id);
-    if is_cached(spec) {
-        return Ok(path);
-    }
-    let what = if path.is_file() { "is not verified (wrong size or no checksum marker)" } else { "is missing" };
+    let what = match cache_state(spec, false)? {
+        CacheState::Verified => return Ok(path),
+        CacheState::Damaged { got } => return Err(damaged(&path, &got, spec.sha256.into())),
+        CacheState::Missing => "is missing",
+        _ => "is not verified (wrong size or no checksum marker)",
+    };
     Err(Error::Fetch {
         id: id.into(),
         message: format!(
@@ -187,8 +349,12 @@ for n in names:
 pub fn fetch(id: &str, on_event: &mut dyn FnMut(FetchEvent)) -> Result<PathBuf> {
     let spec = spec(id)?;
     let dest = cached_path(id);
-    if is_cached(spec) {
-        return Ok(dest);
+    match cache_state(spec, false)? {
+        CacheState::Verified => return Ok(dest),
+        CacheState::Damaged { got } => {
+            tracing::warn!("{} is damaged (sha256 {got}, expected {}): fetching it again", dest.display(), spec.sha256)
+        }
+        _ => {}
     }
     let dir = cache_dir();
     std::fs::create_dir_all(&dir).map_err(io(&dir, "create the cache folder"))?;
@@ -291,8 +457,7 @@ fn download_and_assemble(
         });
     }
     std::fs::rename(&part, dest).map_err(io(dest, "rename into place"))?;
-    std::fs::write(marker(dest), format!("{got}\n")).map_err(io(dest, "write the checksum marker"))?;
-    Ok(())
+    write_marker(dest, &got)
 }
 
 #[cfg(test)]
@@ -304,5 +469,52 @@ mod tests {
         let err = fetched_path("gpt-17").unwrap_err();
         assert!(matches!(err, Error::UnknownModel { .. }), "{err}");
         assert!(err.to_string().contains("smollm2-135m"), "{err}");
+    }
+
+    /// Writes `bytes` to `path` with the given modification time.
+    fn write_at(path: &Path, bytes: &[u8], mtime: std::time::SystemTime) {
+        std::fs::write(path, bytes).unwrap();
+        std::fs::File::options().write(true).open(path).unwrap().set_modified(mtime).unwrap();
+    }
+
+    #[test]
+    fn a_changed_file_is_hashed_and_a_damaged_one_is_reported() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("m.gguf");
+        let t0 = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        let good = vec![7u8; 10_000];
+        write_at(&path, &good, t0);
+        write_marker(&path, &sha256_of(&path).unwrap()).unwrap();
+        assert_eq!(check_against_marker(&path, None, false).unwrap(), CacheState::Verified);
+        check_marked(&path).unwrap();
+
+        // 4 KB overwritten with 0xFF: the modification time changes, so the file is hashed.
+        let mut bad = good.clone();
+        bad[1000..5096].fill(0xFF);
+        write_at(&path, &bad, t0 + std::time::Duration::from_secs(60));
+        assert!(matches!(check_against_marker(&path, None, false).unwrap(), CacheState::Damaged { .. }));
+        let e = check_marked(&path).unwrap_err().to_string();
+        assert!(e.contains("m.gguf") && e.contains("damaged"), "{e}");
+
+        // The same damage with the old modification time passes the cheap check but not a forced one.
+        write_at(&path, &bad, t0);
+        assert_eq!(check_against_marker(&path, None, false).unwrap(), CacheState::Verified);
+        assert!(matches!(check_against_marker(&path, None, true).unwrap(), CacheState::Damaged { .. }));
+
+        // Restored bytes with a new time hash right, and the marker is refreshed.
+        write_at(&path, &good, t0 + std::time::Duration::from_secs(120));
+        assert_eq!(check_against_marker(&path, None, false).unwrap(), CacheState::Verified);
+        let stamp = read_marker(&path).unwrap().stamp.unwrap();
+        assert_eq!(Some(stamp), stamp_of(&std::fs::metadata(&path).unwrap()));
+
+        // An older marker (sha256 only) vouches for a file that is not newer than it.
+        let sha = sha256_of(&path).unwrap();
+        std::fs::write(marker(&path), format!("{sha}\n")).unwrap();
+        assert_eq!(check_against_marker(&path, None, false).unwrap(), CacheState::Verified);
+        write_at(&path, &bad, std::time::SystemTime::now() + std::time::Duration::from_secs(60));
+        assert!(matches!(check_against_marker(&path, None, false).unwrap(), CacheState::Damaged { .. }));
+        // A file without a marker is the user's own: it passes.
+        std::fs::remove_file(marker(&path)).unwrap();
+        check_marked(&path).unwrap();
     }
 }

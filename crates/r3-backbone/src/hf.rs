@@ -76,6 +76,7 @@ pub fn load_hf_dir_with(dir: &Path, device: &Device, options: &LoadOptions) -> R
     let mut model = config.init(device);
     let mut applied = HashSet::new();
     let mut missing = Vec::new();
+    let mut unused: Vec<(PathBuf, String)> = Vec::new();
     for file in &files {
         let mut store = SafetensorsStore::from_file(file)
             .remap(from_pytorch_names())
@@ -87,6 +88,7 @@ pub fn load_hf_dir_with(dir: &Path, device: &Device, options: &LoadOptions) -> R
             return Err(apply_error(file, e, result.errors.len()));
         }
         tracing::debug!(file = %file.display(), applied = result.applied.len(), unused = ?result.unused, "read safetensors");
+        unused.extend(result.unused.iter().map(|u| (file.clone(), u.clone())));
         applied.extend(result.applied);
         missing = result.missing.into_iter().map(|(path, _)| path).collect();
     }
@@ -117,6 +119,8 @@ pub fn load_hf_dir_with(dir: &Path, device: &Device, options: &LoadOptions) -> R
             ),
         });
     }
+    check_all_used(dir, &config, &unused)?;
+    check_finite_params(dir, &model)?;
     tracing::info!(
         dir = %dir.display(),
         arch = config.arch.name(),
@@ -126,6 +130,75 @@ pub fn load_hf_dir_with(dir: &Path, device: &Device, options: &LoadOptions) -> R
         "loaded Hugging Face backbone"
     );
     Ok(LoadedBackbone { config, model })
+}
+
+/// Checks that every tensor of the folder's files was used: a `num_hidden_layers` smaller than the checkpoint's
+/// would otherwise drop its last layers without a word. A tied `lm_head.weight` (some exports keep it) and the
+/// rotary buffers of old checkpoints (`rotary_emb.inv_freq`), derived from the configuration, may stay unused.
+fn check_all_used(dir: &Path, config: &BackboneConfig, unused: &[(PathBuf, String)]) -> Result<()> {
+    let ignorable =
+        |path: &str| path.ends_with("rotary_emb.inv_freq") || (config.tie_word_embeddings && path == "lm_head.weight");
+    let unused: Vec<&(PathBuf, String)> = unused.iter().filter(|(_, p)| !ignorable(p)).collect();
+    let Some((file, first)) = unused.first() else { return Ok(()) };
+    let names: Vec<String> = unused.iter().take(5).map(|(_, p)| pytorch_name(p)).collect();
+    let layers = unused.iter().any(|(_, p)| p.starts_with("layers."));
+    Err(Error::Tensor {
+        path: file.clone(),
+        tensor: pytorch_name(first),
+        message: format!(
+            "not used by the configuration of {} ({} unused tensors: {}{}){}",
+            dir.join(CONFIG_FILE).display(),
+            unused.len(),
+            names.join(", "),
+            if unused.len() > 5 { ", ..." } else { "" },
+            if layers {
+                format!(": config.json says `num_hidden_layers` = {}: is it right?", config.n_layers)
+            } else {
+                ": is config.json the one of these weights?".to_string()
+            }
+        ),
+    })
+}
+
+/// Checks that every parameter is finite (a sum over each tensor's absolute values, which NaN and inf
+/// propagate to): damaged weights would otherwise generate garbage without an error.
+fn check_finite_params(dir: &Path, model: &crate::Backbone) -> Result<()> {
+    let check = |name: String, sum: f32| -> Result<()> {
+        if sum.is_finite() {
+            return Ok(());
+        }
+        Err(Error::Tensor {
+            path: dir.to_path_buf(),
+            tensor: pytorch_name(&name),
+            message: "holds NaN or infinite values: the weights are damaged; export or download them again".into(),
+        })
+    };
+    macro_rules! finite {
+        ($name:expr, $param:expr) => {
+            check($name, $param.val().abs().sum().into_scalar::<f32>())?
+        };
+    }
+    finite!("embed_tokens.weight".into(), model.embed_tokens.weight);
+    for (n, layer) in model.layers.iter().enumerate() {
+        let a = &layer.self_attn;
+        for (t, l) in [("q_proj", &a.q_proj), ("k_proj", &a.k_proj), ("v_proj", &a.v_proj), ("o_proj", &a.o_proj)] {
+            finite!(format!("layers.{n}.self_attn.{t}.weight"), l.weight);
+            if let Some(b) = &l.bias {
+                finite!(format!("layers.{n}.self_attn.{t}.bias"), b);
+            }
+        }
+        let m = &layer.mlp;
+        for (t, l) in [("gate_proj", &m.gate_proj), ("up_proj", &m.up_proj), ("down_proj", &m.down_proj)] {
+            finite!(format!("layers.{n}.mlp.{t}.weight"), l.weight);
+        }
+        finite!(format!("layers.{n}.input_layernorm.gamma"), layer.input_layernorm.gamma);
+        finite!(format!("layers.{n}.post_attention_layernorm.gamma"), layer.post_attention_layernorm.gamma);
+    }
+    finite!("norm.gamma".into(), model.norm.gamma);
+    if let Some(head) = &model.lm_head {
+        finite!("lm_head.weight".into(), head.weight);
+    }
+    Ok(())
 }
 
 /// Writes `loaded` and `tokenizer` as a Hugging Face folder that [`load_hf_dir`] and `transformers`
@@ -221,7 +294,10 @@ fn write_folder(loaded: &LoadedBackbone, tokenizer: &r3_data::Tokenizer, dir: &P
 }
 
 /// Reads and resolves `dir/config.json`; errors name the file and the key.
-fn read_config(dir: &Path) -> Result<BackboneConfig> {
+///
+/// # Errors
+/// [`Error::Io`] when the file cannot be read, [`Error::Metadata`] naming the file and the key otherwise.
+pub fn read_config(dir: &Path) -> Result<BackboneConfig> {
     let path = dir.join(CONFIG_FILE);
     let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
         path: path.clone(),
@@ -379,5 +455,42 @@ mod tests {
             let e = export_hf_dir(&original, &tiny_tokenizer(), &dir).unwrap_err().to_string();
             assert!(e.contains("not empty"), "{e}");
         }
+    }
+
+    /// config.json must agree with the tensors: a layer count one too small leaves a layer's tensors unused (an
+    /// error naming them), one too large misses tensors; a NaN in the weights is an error naming the tensor.
+    #[test]
+    fn config_and_tensors_must_agree_and_weights_be_finite() {
+        let device = test_device();
+        let original = randomized(Arch::Qwen2, true, &device);
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("out");
+        export_hf_dir(&original, &tiny_tokenizer(), &dir).unwrap();
+        let config_text = std::fs::read_to_string(dir.join(CONFIG_FILE)).unwrap();
+        let with_layers = |n: usize| {
+            let mut v: serde_json::Value = serde_json::from_str(&config_text).unwrap();
+            v["num_hidden_layers"] = n.into();
+            std::fs::write(dir.join(CONFIG_FILE), v.to_string()).unwrap();
+            load_hf_dir(&dir, &device).map(|_| ()).unwrap_err().to_string()
+        };
+        let e = with_layers(1);
+        assert!(
+            e.contains("model.layers.1.") && e.contains("not used") && e.contains("`num_hidden_layers` = 1"),
+            "{e}"
+        );
+        let e = with_layers(3);
+        assert!(e.contains("model.layers.2.") && e.contains("missing"), "{e}");
+        std::fs::write(dir.join(CONFIG_FILE), &config_text).unwrap();
+        load_hf_dir(&dir, &device).unwrap();
+
+        let mut damaged = randomized(Arch::Qwen2, true, &device);
+        let w = &mut damaged.model.layers[1].mlp.up_proj.weight;
+        let mut values: Vec<f32> = w.val().into_data().try_to_vec().unwrap();
+        values[3] = f32::INFINITY;
+        *w = burn::module::Param::from_tensor(Tensor::from_data(TensorData::new(values, [32, 40]), &device));
+        let dir = tmp.path().join("damaged");
+        export_hf_dir(&damaged, &tiny_tokenizer(), &dir).unwrap();
+        let e = load_hf_dir(&dir, &device).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("model.layers.1.mlp.up_proj.weight") && e.contains("NaN or infinite"), "{e}");
     }
 }

@@ -79,6 +79,7 @@ pub fn load_gguf_with(path: &Path, device: &Device, options: &LoadOptions) -> Re
     let start = Instant::now();
     let g = Gguf::open(path)?;
     let config = BackboneConfig::from_gguf(&g)?;
+    check_all_used(&g, &config)?;
 
     // The parts are independent: dequantise them on a few threads (each with its own file handle), largest
     // first so that the vocabulary-sized matrices do not come last.
@@ -209,10 +210,13 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// The dequantised values of `name` in row-major order, checked against the expected row-major shape.
+    /// The dequantised values of `name` in row-major order, checked against the expected row-major shape and
+    /// for NaN/inf.
     fn read<const D: usize>(&mut self, name: &str, shape: [usize; D]) -> Result<Vec<f32>> {
         let info = self.info(name, shape)?;
-        self.g.read_f32(&mut self.file, info)
+        let values = self.g.read_f32(&mut self.file, info)?;
+        check_finite(&self.g.path, name, &values)?;
+        Ok(values)
     }
 
     /// The matrix `name` (`[rows, cols]` in the file) dequantised and transposed to `[cols, rows]`, with row `r`
@@ -241,6 +245,7 @@ impl<'a> Reader<'a> {
                 }
             }
         }
+        check_finite(&self.g.path, name, &out)?;
         Ok(out)
     }
 
@@ -315,6 +320,77 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Checks that the values of tensor `name` of the checkpoint `path` are finite: a damaged file (overwritten bytes,
+/// a bad download) usually decodes to NaN or inf, which would otherwise give garbage text without an error.
+///
+/// # Errors
+/// [`Error::Tensor`] naming the tensor, the first bad element and how many there are.
+pub fn check_finite(path: &Path, name: &str, values: &[f32]) -> Result<()> {
+    if values.iter().all(|v| v.is_finite()) {
+        return Ok(());
+    }
+    let first = values.iter().position(|v| !v.is_finite()).unwrap_or(0);
+    let count = values.iter().filter(|v| !v.is_finite()).count();
+    Err(Error::Tensor {
+        path: path.to_path_buf(),
+        tensor: name.into(),
+        message: format!(
+            "{count} of {} values are NaN or infinite (the first, element {first}, is {}): the file is damaged; \
+             fetch or export it again",
+            values.len(),
+            values[first]
+        ),
+    })
+}
+
+/// Checks that every tensor of the file was used by the configuration (a `block_count` smaller than the file's
+/// layers would otherwise drop layers without a word).
+fn check_all_used(g: &Gguf, config: &BackboneConfig) -> Result<()> {
+    let mut used: std::collections::HashSet<String> =
+        ["token_embd.weight", "output_norm.weight", "output.weight"].into_iter().map(String::from).collect();
+    for n in 0..config.n_layers {
+        for t in [
+            "attn_norm.weight",
+            "attn_q.weight",
+            "attn_k.weight",
+            "attn_v.weight",
+            "attn_output.weight",
+            "ffn_norm.weight",
+            "ffn_gate.weight",
+            "ffn_up.weight",
+            "ffn_down.weight",
+            "attn_q.bias",
+            "attn_k.bias",
+            "attn_v.bias",
+        ] {
+            used.insert(format!("blk.{n}.{t}"));
+        }
+    }
+    // Precomputed RoPE frequencies (llama 3) and similar buffers are derived from the configuration.
+    let unused: Vec<&str> = g
+        .tensors
+        .iter()
+        .map(|t| t.name.as_str())
+        .filter(|n| !used.contains(*n) && !n.starts_with("rope_freqs"))
+        .collect();
+    if unused.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Tensor {
+        path: g.path.clone(),
+        tensor: unused[0].into(),
+        message: format!(
+            "not used by the configuration ({} unused tensors: {}{}); the metadata says `{}.block_count` = {}: is \
+             it right?",
+            unused.len(),
+            unused.iter().take(5).copied().collect::<Vec<_>>().join(", "),
+            if unused.len() > 5 { ", ..." } else { "" },
+            config.arch.name(),
+            config.n_layers
+        ),
+    })
+}
+
 /// Undoes llama.cpp's `permute` of q/k rows (`convert_hf_to_gguf.py`): within each of the `n_head` heads of
 /// `head_dim` rows, the file holds row `2i + t` where HF holds row `t · head_dim/2 + i` (`t ∈ {0, 1}`). The same
 /// as `transformers`' `reverse_permute`: `w.reshape(n_head, head_dim/2, 2, cols).swapaxes(1, 2)`.
@@ -345,6 +421,31 @@ mod tests {
     use crate::gguf::{Value, write_gguf};
     use crate::test_device;
     use burn::tensor::{Distribution, Int};
+
+    /// A random tiny model whose GGUF file has one value of `blk.1.ffn_down.weight` set to NaN, or whose
+    /// metadata declares one layer fewer than its tensors hold: both must be errors naming a tensor.
+    #[test]
+    fn damaged_values_and_unused_layers_are_errors() {
+        let device = test_device();
+        let config = BackboneConfig::new(Arch::Llama, 61, 32, 2, 4, 2, 8, 40, 1e4, 1e-5, false, true, 64);
+        let mut model = config.init(&device);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiny.gguf");
+
+        let mut fewer = config.clone();
+        fewer.n_layers = 1;
+        std::fs::write(&path, to_gguf(&fewer, &model, None)).unwrap();
+        let e = load_gguf(&path, &device).unwrap_err().to_string();
+        assert!(e.contains("blk.1.") && e.contains("not used") && e.contains("`llama.block_count` = 1"), "{e}");
+
+        let down = &mut model.layers[1].mlp.down_proj.weight;
+        let mut values: Vec<f32> = down.val().into_data().try_to_vec().unwrap();
+        values[17] = f32::NAN;
+        *down = Param::from_tensor(Tensor::from_data(TensorData::new(values, [40, 32]), &device));
+        std::fs::write(&path, to_gguf(&config, &model, None)).unwrap();
+        let e = load_gguf(&path, &device).unwrap_err().to_string();
+        assert!(e.contains("`blk.1.ffn_down.weight`") && e.contains("1 of 1280 values are NaN"), "{e}");
+    }
 
     /// llama.cpp's `permute` of q/k rows (the inverse of [`unpermute_rows`]).
     fn permute_rows(w: &[f32], n_head: usize, cols: usize) -> Vec<f32> {

@@ -78,15 +78,29 @@ impl std::fmt::Display for DeviceSpec {
     }
 }
 
-/// Builds the device of `spec`, or burn's default device (first compiled backend, GPUs first; `BURN_DEVICE`
-/// overrides) when none is named.
-pub fn select(spec: Option<DeviceSpec>) -> anyhow::Result<Device> {
-    let Some(spec) = spec else {
-        if compiled().is_empty() {
-            bail!("this binary was built without a backend: rebuild with `--features flex` (or wgpu, vulkan, cuda)");
-        }
-        return Ok(Device::default());
+/// The environment variable that names the device when `--device` is absent (burn's name for it).
+pub const DEVICE_ENV: &str = "BURN_DEVICE";
+
+/// The device named by `BURN_DEVICE`, parsed and validated like `--device` (same syntax, same checks), or `None`
+/// when the variable is unset or empty.
+///
+/// burn reads the variable too (in `Device::default()`), but it panics on a backend that is not compiled in and
+/// knows no `:N` index; this function makes the variable an ordinary, checked setting instead.
+pub fn from_env() -> anyhow::Result<Option<DeviceSpec>> {
+    let Some(value) = std::env::var_os(DEVICE_ENV) else { return Ok(None) };
+    let Some(value) = value.to_str() else {
+        bail!("{DEVICE_ENV} is not valid UTF-8: set it to flex, wgpu[:N], vulkan[:N] or cuda[:N], or unset it");
     };
+    if value.trim().is_empty() {
+        return Ok(None);
+    }
+    let spec = value.trim().parse::<DeviceSpec>().map_err(|e| anyhow::anyhow!("{DEVICE_ENV}={value}: {e}"))?;
+    check_compiled(spec).with_context(|| format!("{DEVICE_ENV}={value}"))?;
+    Ok(Some(spec))
+}
+
+/// An error saying how to get `spec`'s backend when this binary lacks it.
+fn check_compiled(spec: DeviceSpec) -> anyhow::Result<()> {
     let name = spec.backend;
     if !compiled().contains(&name) {
         bail!(
@@ -95,7 +109,24 @@ pub fn select(spec: Option<DeviceSpec>) -> anyhow::Result<Device> {
             format!("{name:?}").to_lowercase()
         );
     }
-    Ok(match name {
+    Ok(())
+}
+
+/// Builds the device of `spec`; when none is named, the device of `BURN_DEVICE` ([`from_env`]), else burn's
+/// default device (the first compiled backend, GPUs first).
+pub fn select(spec: Option<DeviceSpec>) -> anyhow::Result<Device> {
+    let spec = match spec {
+        Some(spec) => Some(spec),
+        None => from_env()?,
+    };
+    let Some(spec) = spec else {
+        if compiled().is_empty() {
+            bail!("this binary was built without a backend: rebuild with `--features flex` (or wgpu, vulkan, cuda)");
+        }
+        return Ok(Device::default());
+    };
+    check_compiled(spec)?;
+    Ok(match spec.backend {
         #[cfg(feature = "flex")]
         BackendName::Flex => Device::flex(),
         #[cfg(feature = "wgpu")]

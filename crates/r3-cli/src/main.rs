@@ -85,8 +85,40 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// The message of `e` and its causes joined by `: `, leaving out a cause whose text the message so far already
+/// holds (library errors such as `{path}: read: {source}` print their I/O cause themselves, and anyhow's `{:#}`
+/// would repeat it).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_cause_is_printed_once() {
+        let source = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory (os error 2)");
+        let inner = r3_data::Error::io("/x/info.txt", "read", source);
+        let e = anyhow::Error::new(inner).context("loading the dataset");
+        let text = error_chain(&e);
+        assert_eq!(text, "loading the dataset: /x/info.txt: read: No such file or directory (os error 2)");
     }
 }

@@ -22,6 +22,8 @@ pub enum ModelSource {
 pub fn resolve(model: &str) -> anyhow::Result<ModelSource> {
     let path = Path::new(model);
     if path.is_file() {
+        // A cached file, or a copy with its checksum marker: check it has not been damaged since.
+        fetch::check_marked(path)?;
         return Ok(ModelSource::Gguf(path.to_path_buf()));
     }
     if path.is_dir() {
@@ -92,7 +94,12 @@ pub fn load_tokenizer(source: &ModelSource) -> anyhow::Result<Tokenizer> {
             Tokenizer::from_bpe_vocab(r3_backbone::vocab::bpe_vocab(&gguf)?)
                 .with_context(|| format!("building the tokenizer of {}", path.display()))
         }
-        ModelSource::HfDir(dir) => Tokenizer::from_file(&dir.join(r3_backbone::hf::TOKENIZER_FILE))
-            .with_context(|| format!("reading the tokenizer of {}", dir.display())),
+        ModelSource::HfDir(dir) => {
+            // The tokenizer reads the special tokens of config.json too: a broken config.json is reported as what it
+            // is, not as a tokenizer problem.
+            r3_backbone::hf::read_config(dir)?;
+            Tokenizer::from_file(&dir.join(r3_backbone::hf::TOKENIZER_FILE))
+                .with_context(|| format!("reading the tokenizer of {}", dir.display()))
+        }
     }
 }

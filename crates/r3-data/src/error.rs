@@ -42,6 +42,15 @@ pub enum Error {
         /// The broken invariant.
         message: String,
     },
+    /// An input file that reads correctly but cannot give a result (no record at all, or nothing in it that
+    /// matches the other input), with the reason.
+    #[error("{path}: {message}")]
+    Unusable {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with its content and how to fix it.
+        message: String,
+    },
     /// A required file of the layout is missing.
     #[error("{path}: missing: {hint}")]
     Missing {

@@ -190,13 +190,27 @@ impl Catalogue {
             _ => Error::io(path, "open", e),
         })?;
         let mut titles = Vec::new();
-        for (i, line) in BufReader::new(file).lines().enumerate() {
-            let lineno = i as u64 + 1;
-            let line = line.map_err(|e| Error::io(path, "read", e))?;
-            let line = line.strip_suffix('\r').unwrap_or(&line);
+        let mut reader = BufReader::new(file);
+        let mut bytes = Vec::new();
+        for lineno in 1u64.. {
+            bytes.clear();
+            if reader.read_until(b'\n', &mut bytes).map_err(|e| Error::io(path, "read", e))? == 0 {
+                break;
+            }
+            let line = utf8_line(path, lineno, "title<TAB>item_id", &bytes)?;
+            let line = line.strip_suffix('\n').unwrap_or(line);
+            let line = line.strip_suffix('\r').unwrap_or(line);
             let Some((title, id)) = line.rsplit_once('\t') else {
                 return Err(Error::parse(path, lineno, "title<TAB>item_id", "no tab: expected `title<TAB>item_id`"));
             };
+            if title.trim().is_empty() {
+                return Err(Error::parse(
+                    path,
+                    lineno,
+                    "title",
+                    format!("item {} has an empty title: every item needs its title before the tab", id.trim()),
+                ));
+            }
             let id: usize = id
                 .trim()
                 .parse()
@@ -295,6 +309,27 @@ impl Catalogue {
 /// `bytes[..=b]`.
 struct LineIndex {
     newlines: Vec<u64>,
+}
+
+/// The text of line `line` of `path` (`bytes`, as read), or an error naming the file, the line and the first byte
+/// that is not UTF-8 (a file saved in Latin-1 or Windows-1252, or a binary file given by mistake).
+///
+/// # Errors
+/// [`Error::Parse`] at `path:line`, column `column`.
+pub fn utf8_line<'a>(path: &Path, line: u64, column: &str, bytes: &'a [u8]) -> Result<&'a str> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let at = e.valid_up_to();
+        Error::parse(
+            path,
+            line,
+            column,
+            format!(
+                "byte {} of the line (0x{:02x}) is not UTF-8: save the file as UTF-8",
+                at + 1,
+                bytes.get(at).copied().unwrap_or(0)
+            ),
+        )
+    })
 }
 
 impl LineIndex {

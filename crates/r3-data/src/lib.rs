@@ -35,7 +35,9 @@ pub use encode::{
     category_word,
 };
 pub use error::{Error, Result};
-pub use layout::{COLUMNS, Catalogue, Dataset, Interaction, ItemId, Split, read_split, write_atomic, write_split};
+pub use layout::{
+    COLUMNS, Catalogue, Dataset, Interaction, ItemId, Split, read_split, utf8_line, write_atomic, write_split,
+};
 pub use paths::{DATA_DIR_ENV, default_data_dir, repo_root, shared_data_dir, shared_golden_dir};
 pub use popularity::{Popularity, PopularityConfig};
 pub use rng::SplitMix64;

@@ -83,6 +83,25 @@ pub enum PreTokenizerKind {
     Llama3,
 }
 
+/// GPT-2's byte-to-symbol map (`bytes_to_unicode` of byte-level BPE): entry `b` is the one-character token
+/// of byte `b`. Printable bytes map to themselves, the others to U+0100 and up, in byte order. A byte-level
+/// vocabulary starts with these 256 tokens (tests and tiny models build their vocabularies from it).
+pub fn byte_level_alphabet() -> Vec<String> {
+    let printable = |b: u32| (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b);
+    let mut next = 256;
+    (0u32..256)
+        .map(|b| {
+            let c = if printable(b) {
+                b
+            } else {
+                next += 1;
+                next - 1
+            };
+            char::from_u32(c).expect("U+0021..U+0143 are characters").to_string()
+        })
+        .collect()
+}
+
 impl PreTokenizerKind {
     /// Every kind, in the order of the table in the module docs.
     pub const ALL: [PreTokenizerKind; 4] =

@@ -56,6 +56,26 @@ pub enum Error {
         /// How to fix it.
         hint: &'static str,
     },
+    /// A file that is not UTF-8 text.
+    #[error("{path}:{line}:{column}: byte 0x{byte:02x} is not UTF-8: save the file as UTF-8")]
+    Utf8 {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line of the first invalid byte.
+        line: usize,
+        /// The 1-based column (in bytes) of the first invalid byte.
+        column: usize,
+        /// The byte.
+        byte: u8,
+    },
+    /// A file that is valid JSON but not laid out as a prediction file.
+    #[error("{path}: {message}")]
+    Layout {
+        /// The file.
+        path: PathBuf,
+        /// What the file is and what is expected.
+        message: String,
+    },
     /// A file with no content at all.
     #[error("{path}: empty file: {hint}")]
     Empty {

@@ -75,10 +75,16 @@ const FIELD_HINT: &str = "each record needs `input` (string), `output` (string o
 /// [`Error::Record`] naming that field.
 pub fn read_predictions(path: &Path) -> Result<Vec<PredictionRecord>> {
     let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), action: "read", source })?;
-    let text = String::from_utf8(bytes).map_err(|e| Error::Io {
-        path: path.to_path_buf(),
-        action: "decode as UTF-8",
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()),
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let at = e.utf8_error().valid_up_to();
+        let line_start = bytes[..at].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        Error::Utf8 {
+            path: path.to_path_buf(),
+            line: bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1,
+            column: at - line_start + 1,
+            byte: bytes[at],
+        }
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     parse_predictions(path, text)
@@ -94,8 +100,35 @@ pub fn parse_predictions(path: &Path, text: &str) -> Result<Vec<PredictionRecord
     }
     match Format::detect(text) {
         Format::Json => parse_array(path, text),
-        Format::Jsonl => parse_lines(path, text),
+        Format::Jsonl => {
+            check_not_wrapped(path, text)?;
+            parse_lines(path, text)
+        }
     }
+}
+
+/// Rejects a file that is one JSON object holding the records under some key (`{"predictions": [...]}`), which
+/// would otherwise read as a JSON-lines file whose first record lacks `input`.
+fn check_not_wrapped(path: &Path, text: &str) -> Result<()> {
+    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(text) else { return Ok(()) };
+    if ["input", "output", "predict"].iter().any(|k| map.contains_key(*k)) {
+        return Ok(());
+    }
+    let keys: Vec<String> = map.keys().map(|k| format!("`{k}`")).collect();
+    let lists: Vec<&String> = map.iter().filter(|(_, v)| v.is_array()).map(|(k, _)| k).collect();
+    let hint = match lists.as_slice() {
+        [one] => format!("if the records are the list under `{one}`, write that list alone as the file"),
+        _ => "write the records as the file's top-level array, or one record per line".to_string(),
+    };
+    Err(Error::Layout {
+        path: path.to_path_buf(),
+        message: format!(
+            "the file is one JSON object with the key(s) {} and not a list of records: a prediction file is a JSON \
+             array of records (`[{{\"input\": ..., \"output\": ..., \"predict\": [...]}}, ...]`) or one such \
+             object per line; {hint}",
+            keys.join(", ")
+        ),
+    })
 }
 
 fn parse_array(path: &Path, text: &str) -> Result<Vec<PredictionRecord>> {
@@ -273,5 +306,30 @@ mod tests {
         let text = "[\n {\"input\": \"a\", \"output\": \"b\", \"predict\": []},\n {\"input\": \"a\", \"outp";
         let e = parse_predictions(Path::new("p.json"), text).unwrap_err();
         assert!(matches!(e, Error::Syntax { record: 1, line: 3, .. }), "{e}");
+    }
+
+    #[test]
+    fn records_wrapped_in_an_object_say_what_format_is_expected() {
+        let rec = r#"{"input": "a", "output": "b", "predict": ["b"]}"#;
+        for text in [format!("{{\"predictions\": [{rec}]}}"), format!("{{\n  \"predictions\": [\n    {rec}\n  ]\n}}\n")]
+        {
+            let e = parse_predictions(Path::new("p.json"), &text).unwrap_err().to_string();
+            assert!(e.contains("`predictions`") && e.contains("JSON array of records"), "{e}");
+            assert!(!e.contains("missing"), "{e}");
+        }
+        // One record on one line is still a JSON-lines file.
+        assert_eq!(parse_predictions(Path::new("p.jsonl"), rec).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_name_the_line() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("p.jsonl");
+        let rec = r#"{"input": "a", "output": "b", "predict": ["b"]}"#;
+        let mut bytes = format!("{rec}\n{rec}\n").into_bytes();
+        bytes.extend_from_slice(b"{\"input\": \"caf\xe9\", \"output\": \"b\", \"predict\": []}\n");
+        std::fs::write(&path, bytes).unwrap();
+        let e = read_predictions(&path).unwrap_err().to_string();
+        assert!(e.contains("p.jsonl:3:15:") && e.contains("0xe9"), "{e}");
     }
 }

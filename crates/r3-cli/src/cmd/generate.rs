@@ -27,6 +27,9 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
     if args.prompt.is_empty() {
         anyhow::bail!("--prompt is empty: give some text to continue");
     }
+    if args.max_new_tokens == 0 {
+        anyhow::bail!("--max-new-tokens 0: nothing would be generated; ask for at least 1 token");
+    }
     let dev = device::select(args.device)?;
     let loaded = model_source::load(&model_source::resolve(&args.model)?, &dev)?;
     let tok = &loaded.tokenizer;
@@ -41,6 +44,9 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
     let out = r3_backbone::greedy_generate(&loaded.backbone.model, &ids, args.max_new_tokens, tok.eos_id(), &dev);
     let secs = start.elapsed().as_secs_f64();
     let text_ids: Vec<u32> = out.iter().copied().filter(|&t| Some(t) != tok.eos_id()).collect();
+    if text_ids.is_empty() {
+        tracing::warn!("the model generated no text: its first token was the end of the sequence");
+    }
     println!("{}", tok.decode(&text_ids));
     tracing::info!(
         "{} prompt tokens, {} new tokens in {secs:.2} s ({:.1} tokens/s)",

@@ -102,46 +102,181 @@ struct MetricsOutput<'a> {
     data: String,
     stem: &'a str,
     split: Split,
+    /// Which rows were scored ([`Alignment::describe`]).
+    scoring: String,
     popularity: PopularitySummary,
     #[serde(flatten)]
     report: &'a Report,
 }
 
-/// Checks that `records` are the predictions of `rows`, one per row in order.
-fn check_alignment(records: &[PredictionRecord], file: &Path, rows: &[Interaction], csv: &Path) -> anyhow::Result<()> {
-    if records.len() != rows.len() {
+/// How the records of a prediction file map to the rows of the split.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Alignment {
+    /// One record per row, in split order (what the official inference script writes).
+    All,
+    /// A subset: record `i` predicts row `rows[i]`, from the records' `row` fields (what `eval --limit` writes);
+    /// the records are sorted by row.
+    Rows(Vec<usize>),
+    /// Neither one record per row nor `row` fields: the records are scored alone, matching titles only.
+    RecordsOnly,
+}
+
+impl Alignment {
+    /// How the scoring is described in the output.
+    fn describe(&self, rows: usize) -> String {
+        match self {
+            Alignment::All => format!("all {rows} rows, one record per row in split order"),
+            Alignment::Rows(r) => format!("{} of {rows} rows, by the records' `row` fields", r.len()),
+            Alignment::RecordsOnly => "the records alone (no `row` fields): by title only, without item ids or \
+                                       popularity buckets"
+                .into(),
+        }
+    }
+}
+
+/// Checks that record `i` (the prediction of row `r`, on `line` of `csv`) has that row's target.
+fn check_target(
+    rec: &PredictionRecord,
+    i: usize,
+    r: usize,
+    row: &Interaction,
+    file: &Path,
+    csv: &Path,
+) -> anyhow::Result<()> {
+    let Some(target) = strip_target(&rec.output) else {
+        bail!("{}: record {i}: `output` is an empty list (the target must be its first element)", file.display());
+    };
+    let expected = strip_target_text(&row.item_title);
+    if target != expected {
         bail!(
-            "{} has {} prediction records but {} has {} rows: the official evaluation writes one record per row in \
-             split order; regenerate the predictions for this split, or pass the --stem/--split they were made for",
+            "{}: record {i} has the target `{target}` but row {r} (line {}) of {} has the item_title `{expected}`: \
+             records must follow the split's row order (the official script writes them in test order) or carry \
+             their `row`; regenerate the predictions for this --stem/--split, or do not reorder or filter them",
             file.display(),
-            records.len(),
-            csv.display(),
-            rows.len()
+            r + 2,
+            csv.display()
         );
     }
-    for (i, (rec, row)) in records.iter().zip(rows).enumerate() {
+    Ok(())
+}
+
+/// Checks that the targets of `records` (scored without rows) are targets of the split, each at most as often
+/// as the split has it: a file made for another split or stem fails here instead of being scored.
+fn check_targets_in_split(
+    records: &[PredictionRecord],
+    file: &Path,
+    rows: &[Interaction],
+    csv: &Path,
+) -> anyhow::Result<()> {
+    let mut left: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for row in rows {
+        *left.entry(strip_target_text(&row.item_title)).or_default() += 1;
+    }
+    for (i, rec) in records.iter().enumerate() {
         let Some(target) = strip_target(&rec.output) else {
             bail!("{}: record {i}: `output` is an empty list (the target must be its first element)", file.display());
         };
-        let expected = strip_target_text(&row.item_title);
-        if target != expected {
-            bail!(
-                "{}: record {i} has the target `{target}` but row {i} (line {}) of {} has the item_title \
-                 `{expected}`: records must follow the split's row order (the official script writes them in test \
-                 order); regenerate the predictions for this --stem/--split, or do not reorder or filter them",
+        match left.get_mut(target) {
+            Some(n) if *n > 0 => *n -= 1,
+            _ => bail!(
+                "{}: record {i} has the target `{target}`, which is not (or not that often) a target of {}: the \
+                 records without `row` fields must be predictions of rows of this split; pass the --stem/--split \
+                 they were made for",
                 file.display(),
-                i + 2,
                 csv.display()
-            );
+            ),
         }
     }
     Ok(())
 }
 
-fn read_aligned(file: &Path, rows: &[Interaction], csv: &Path) -> anyhow::Result<Vec<PredictionRecord>> {
-    let records = read_predictions(file)?;
-    check_alignment(&records, file, rows, csv)?;
-    Ok(records)
+/// Reads `file` and works out which rows of the split its records predict ([`Alignment`]), checking each
+/// record's target against its row. Records with `row` fields are sorted by row.
+fn read_aligned(file: &Path, rows: &[Interaction], csv: &Path) -> anyhow::Result<(Vec<PredictionRecord>, Alignment)> {
+    let mut records = read_predictions(file)?;
+    if records.is_empty() {
+        bail!("{} holds no prediction record: there is nothing to score", file.display());
+    }
+    let row_of = |rec: &PredictionRecord| rec.extra.get("row").map(|v| v.as_u64().map(|r| r as usize));
+    let with_rows = records.iter().filter(|r| row_of(r).is_some()).count();
+    if with_rows == 0 {
+        if records.len() < rows.len() {
+            check_targets_in_split(&records, file, rows, csv)?;
+            return Ok((records, Alignment::RecordsOnly));
+        }
+        if records.len() > rows.len() {
+            bail!(
+                "{} has {} prediction records but {} has {} rows: the official evaluation writes one record per row \
+                 in split order; regenerate the predictions for this split, or pass the --stem/--split they were \
+                 made for",
+                file.display(),
+                records.len(),
+                csv.display(),
+                rows.len()
+            );
+        }
+        for (i, (rec, row)) in records.iter().zip(rows).enumerate() {
+            check_target(rec, i, i, row, file, csv)?;
+        }
+        return Ok((records, Alignment::All));
+    }
+    if with_rows != records.len() {
+        bail!(
+            "{}: {with_rows} of {} records have a `row` field: either every record names its row (as `eval` \
+             writes them) or none does (one record per row in split order)",
+            file.display(),
+            records.len()
+        );
+    }
+    let mut seen = vec![false; rows.len()];
+    let mut order = Vec::with_capacity(records.len());
+    for (i, rec) in records.iter().enumerate() {
+        let r = match row_of(rec).flatten() {
+            Some(r) if r < rows.len() => r,
+            _ => bail!(
+                "{}: record {i}: `row` {} is not a row of {} ({} rows, numbered from 0): pass the --stem/--split the \
+                 predictions were made for",
+                file.display(),
+                rec.extra["row"],
+                csv.display(),
+                rows.len()
+            ),
+        };
+        if std::mem::replace(&mut seen[r], true) {
+            bail!("{}: record {i}: row {r} is predicted twice; keep one record per row", file.display());
+        }
+        check_target(rec, i, r, &rows[r], file, csv)?;
+        order.push(r);
+    }
+    let mut paired: Vec<(usize, PredictionRecord)> = order.into_iter().zip(records.drain(..)).collect();
+    paired.sort_by_key(|(r, _)| *r);
+    let (order, records): (Vec<usize>, Vec<PredictionRecord>) = paired.into_iter().unzip();
+    if order.len() == rows.len() {
+        return Ok((records, Alignment::All));
+    }
+    Ok((records, Alignment::Rows(order)))
+}
+
+/// Fails when no record has a prediction (all metrics would be 0 for a reason unrelated to the model) and warns
+/// when some records have none.
+fn check_predictions(records: &[PredictionRecord], file: &Path) -> anyhow::Result<()> {
+    let empty = records.iter().filter(|r| r.predict.is_empty()).count();
+    if empty == records.len() {
+        bail!(
+            "{}: every `predict` list of its {} records is empty: there is nothing to score (every metric would be \
+             0); the generation produced no titles — check the run that wrote the file",
+            file.display(),
+            records.len()
+        );
+    }
+    if empty > 0 {
+        tracing::warn!(
+            "{}: {empty} of {} records have an empty `predict` list (scored as misses)",
+            file.display(),
+            records.len()
+        );
+    }
+    Ok(())
 }
 
 /// Runs `latentr3 metrics`.
@@ -154,23 +289,62 @@ pub fn run(args: &MetricsArgs) -> anyhow::Result<()> {
     let ds = args.dataset.load(&dir)?;
     let rows = ds.split(args.split);
     let csv = args.split.path(&dir, &args.dataset.stem);
-    let records = read_aligned(&args.predictions, rows, &csv)?;
+    let (records, alignment) = read_aligned(&args.predictions, rows, &csv)?;
+    check_predictions(&records, &args.predictions)?;
     let baseline = match &args.baseline {
-        Some(b) => Some(read_aligned(b, rows, &csv)?),
+        Some(b) => {
+            let (records, base_alignment) = read_aligned(b, rows, &csv)?;
+            if base_alignment != alignment {
+                bail!(
+                    "{} scores {} but the baseline {} scores {}: both files must predict the same rows",
+                    args.predictions.display(),
+                    alignment.describe(rows.len()),
+                    b.display(),
+                    base_alignment.describe(rows.len())
+                );
+            }
+            check_predictions(&records, b)?;
+            Some(records)
+        }
         None => None,
     };
+    let scoring = alignment.describe(rows.len());
+    if alignment != Alignment::All {
+        tracing::warn!(
+            "{} has {} records for {} rows: scoring {scoring}",
+            args.predictions.display(),
+            records.len(),
+            rows.len()
+        );
+    }
     tracing::info!(records = records.len(), split = %args.split, stem = %args.dataset.stem, "evaluating predictions");
 
     let name = args.predictions.display().to_string();
     let base_name = args.baseline.as_ref().map(|b| b.display().to_string());
-    let (report, popularity) = args.table.report(
-        &ds,
-        rows,
-        &name,
-        &records,
-        baseline.as_deref().zip(base_name.as_deref()).map(|(records, name)| Baseline { name, records }),
-        BootstrapConfig { resamples: args.bootstrap, seed: args.seed },
-    )?;
+    let baseline = baseline.as_deref().zip(base_name.as_deref()).map(|(records, name)| Baseline { name, records });
+    let bootstrap = BootstrapConfig { resamples: args.bootstrap, seed: args.seed };
+    let (report, popularity) = match &alignment {
+        Alignment::All => args.table.report(&ds, rows, &name, &records, baseline, bootstrap)?,
+        Alignment::Rows(order) => {
+            args.table.report(&ds, order.iter().map(|&r| &rows[r]), &name, &records, baseline, bootstrap)?
+        }
+        Alignment::RecordsOnly => {
+            let popularity =
+                Popularity::from_train(&ds.train, ds.catalogue.len(), super::popularity_config(args.table.coverage)?);
+            let index = TitleIndex::new(&ds.catalogue);
+            let report = Report::build(&ReportInput {
+                name: &name,
+                records: &records,
+                index: &index,
+                cutoffs: &args.table.k,
+                target_ids: None,
+                buckets: None,
+                baseline,
+                bootstrap,
+            })?;
+            (report, popularity)
+        }
+    };
 
     let summary = PopularitySummary {
         coverage: args.table.coverage,
@@ -183,12 +357,14 @@ pub fn run(args: &MetricsArgs) -> anyhow::Result<()> {
             data: dir.display().to_string(),
             stem: &args.dataset.stem,
             split: args.split,
+            scoring,
             popularity: summary,
             report: &report,
         };
         println!("{}", serde_json::to_string(&out)?);
     } else {
         println!("dataset: {} ({} split, {} rows) in {}", args.dataset.stem, args.split, rows.len(), dir.display());
+        println!("scored: {scoring}");
         println!(
             "popular items: {} of {}, covering {:.1}% of train interactions (--coverage {})",
             summary.popular_items,

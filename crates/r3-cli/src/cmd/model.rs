@@ -16,8 +16,13 @@ pub enum ModelCommand {
         /// The model id (see `latentr3 model list`).
         id: String,
     },
-    /// The fetchable checkpoints and whether they are cached.
-    List,
+    /// The fetchable checkpoints and whether they are cached. A cached file that changed since it was verified is
+    /// hashed again; one whose sha256 no longer matches is listed as DAMAGED.
+    List {
+        /// Hash every cached file, whatever its checksum marker says. The exit status is 1 when a file is damaged.
+        #[arg(long)]
+        verify: bool,
+    },
     /// Write a model as a Hugging Face folder (config.json, model.safetensors in f32, tokenizer.json,
     /// tokenizer_config.json) that `--model DIR` and `transformers` load.
     Export {
@@ -53,12 +58,27 @@ pub fn run(cmd: &ModelCommand) -> anyhow::Result<()> {
             }
             println!("{}", path.display());
         }
-        ModelCommand::List => {
+        ModelCommand::List { verify } => {
+            let mut damaged = Vec::new();
             for m in &MODELS {
-                let state = if fetch::is_cached(m) { "cached" } else { "not fetched" };
-                println!("{:<20} {:>6} MB  {:<11}  {}", m.id, m.size / 1_000_000, state, m.description);
+                let state = fetch::cache_state(m, *verify)?;
+                if let fetch::CacheState::Damaged { got } = &state {
+                    damaged.push(format!(
+                        "{}: sha256 {got}, expected {}",
+                        fetch::cached_path(m.id).display(),
+                        m.sha256
+                    ));
+                }
+                println!("{:<20} {:>6} MB  {:<11}  {}", m.id, m.size / 1_000_000, state.label(), m.description);
             }
             println!("cache: {}", fetch::cache_dir().display());
+            if !damaged.is_empty() {
+                anyhow::bail!(
+                    "{} cached file(s) are damaged ({}): run `latentr3 model fetch ID` to fetch them again",
+                    damaged.len(),
+                    damaged.join("; ")
+                );
+            }
         }
         ModelCommand::Export { model, out, device: spec } => {
             let dev = device::select(*spec)?;

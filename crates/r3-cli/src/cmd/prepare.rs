@@ -105,6 +105,9 @@ pub struct SynthArgs {
 
 /// Runs `latentr3 data synth`: writes `{category}_5.json` and `meta_{category}.json` and prints their paths.
 pub fn run_synth(args: &SynthArgs) -> anyhow::Result<()> {
+    if args.reviews == 0 {
+        anyhow::bail!("--reviews 0: nothing would be written; ask for at least 1 review line");
+    }
     let (reviews, meta) = synth::write_synthetic(&args.out, &args.category, args.reviews, args.seed)
         .with_context(|| format!("writing a synthetic raw set into {}", args.out.display()))?;
     println!("reviews  {}", reviews.display());

@@ -2,6 +2,9 @@
 //!
 //! - `baseline`: `baseline train|eval --model alpharec` from a cached text-embeddings file on Industrial.
 //! - `data`: `latentr3 data stats` on both datasets, and its errors.
+//! - `faults`: the fault suite, a table of bad inputs (damaged datasets, raw files, prediction files, GGUF and
+//!   Hugging Face models, caches, configs, flags, environment variables) over every command, each with its exit
+//!   code and a phrase of its message; a panic anywhere fails it.
 //! - `eval`: `eval` (run folder, resume, a LatentR³ model folder with D3 decoding), `recommend`, `bench eval`, and
 //!   their errors, with the fetched SmolLM2 on CDs test users.
 //! - `metrics`: `latentr3 metrics` on prediction files built from the CDs test split.
@@ -11,6 +14,7 @@
 mod baseline;
 mod data;
 mod eval;
+mod faults;
 mod metrics;
 mod model;
 mod train;

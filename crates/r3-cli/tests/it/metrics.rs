@@ -193,14 +193,71 @@ fn a_misaligned_file_names_the_record_and_both_titles() {
     assert!(err.contains("record 3") && err.contains("swapped.json"), "{err}");
     assert!(err.contains(&test[3].item_title) && err.contains(&test[4].item_title), "{err}");
     assert!(err.contains("regenerate"), "{err}");
+}
 
-    // One record short: the counts differ.
-    v.as_array_mut().expect("an array").pop();
-    let file = write(dir.path(), "short.json", &v);
+/// A file with fewer records than rows and no `row` fields is scored by its records alone (by title only), and
+/// says so; a subset with `row` fields (what `eval --limit` writes) is scored on its rows, by title and by id.
+#[test]
+fn subsets_are_scored_by_their_rows_or_by_their_records_alone() {
+    let (catalogue, test) = cds();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let all = records(&catalogue, &test, planned_rank);
+
+    let mut short = all.clone();
+    short.as_array_mut().expect("an array").pop();
+    let file = write(dir.path(), "short.json", &short);
+    let out = latentr3(&["metrics"], &file, &["--json"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let v = json_of(&out);
+    assert!(err.contains("6156 records for 6157 rows") && err.contains("records alone"), "{err}");
+    assert!(v["scoring"].as_str().is_some_and(|s| s.contains("by title only")), "{v}");
+    assert_eq!(v["samples"], 6156);
+    assert!(v["by_item_id"].is_null() && v["buckets"].as_array().is_some_and(Vec::is_empty), "{v}");
+    let ranks: Vec<_> = (0..6156).map(planned_rank).collect();
+    assert_close(&floats(&v["by_title"]["hr"]), &expected(&ranks).0, "HR of the records alone");
+
+    // 16 rows in a shuffled order, each record naming its row.
+    let rows = [3usize, 4000, 17, 6156, 250, 251, 999, 5, 1200, 3333, 42, 77, 6000, 2, 1500, 808];
+    let subset: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|&r| {
+            let mut rec = all[r].clone();
+            rec["row"] = r.into();
+            rec
+        })
+        .collect();
+    let file = write(dir.path(), "predictions.json", &serde_json::Value::Array(subset.clone()));
+    let v = json_of(&latentr3(&["metrics"], &file, &["--json"]));
+    assert_eq!(v["samples"], 16);
+    assert!(v["scoring"].as_str().is_some_and(|s| s.contains("16 of 6157 rows")), "{v}");
+    let ranks: Vec<_> = rows.iter().map(|&r| planned_rank(r)).collect();
+    let (hr, ndcg) = expected(&ranks);
+    assert_close(&floats(&v["by_title"]["hr"]), &hr, "HR of the subset");
+    assert_close(&floats(&v["by_item_id"]["ndcg"]), &ndcg, "NDCG by id of the subset");
+
+    // A record whose row does not match its target is refused, naming both.
+    let mut wrong = subset;
+    wrong[1]["row"] = 4001.into();
+    let file = write(dir.path(), "wrong_row.json", &serde_json::Value::Array(wrong));
     let out = latentr3(&["metrics"], &file, &[]);
-    assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("6156 prediction records") && err.contains("6157 rows"), "{err}");
+    assert!(!out.status.success() && err.contains("record 1") && err.contains("row 4001"), "{err}");
+}
+
+/// Every `predict` list empty: there is nothing to score, which is an error and not a table of zeros.
+#[test]
+fn empty_predictions_are_an_error_not_zeros() {
+    let (catalogue, test) = cds();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut v = records(&catalogue, &test, planned_rank);
+    for rec in v.as_array_mut().expect("an array") {
+        rec["predict"] = serde_json::json!([]);
+    }
+    let file = write(dir.path(), "empty.json", &v);
+    let out = latentr3(&["metrics"], &file, &["--json"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(out.stdout.is_empty() && err.contains("every `predict` list") && err.contains("nothing to score"), "{err}");
 }
 
 #[test]

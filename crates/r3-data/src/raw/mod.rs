@@ -249,6 +249,8 @@ pub fn prepare(
     let metadata = read_metadata(meta, &raw.items, progress)?;
     let t_meta = t1.elapsed().as_secs_f64();
 
+    check_inputs(reviews, meta, &raw, &metadata)?;
+
     let t2 = Instant::now();
     progress.stage("k-core", None);
     let core = kcore::run(&raw, &metadata, cfg);
@@ -312,4 +314,42 @@ pub fn prepare(
     };
     tracing::info!(stem = %report.stem, users = report.users, items = report.items, rows = n, "prepared");
     Ok(report)
+}
+
+/// Errors for raw inputs that read correctly but cannot give any item, each saying what is wrong, so that the
+/// k-core's "lower k" advice is given only when k is the cause: no review at all, no metadata record at all, no
+/// metadata record of a reviewed ASIN (the two files are of different categories), or no title among them.
+fn check_inputs(reviews: &Path, meta: &Path, raw: &Reviews, metadata: &Metadata) -> Result<()> {
+    let unusable = |path: &Path, message: String| Err(Error::Unusable { path: path.to_path_buf(), message });
+    if raw.records.is_empty() {
+        return unusable(reviews, "the reviews file has no review: expected one JSON object per line".into());
+    }
+    let stats = &metadata.stats;
+    if stats.lines == 0 {
+        return unusable(meta, "the metadata file has no record: expected one JSON object per line".into());
+    }
+    if stats.matched == 0 {
+        return unusable(
+            meta,
+            format!(
+                "none of its {} records has the ASIN of one of the {} reviewed items of {}: the reviews and the \
+                 metadata are of different categories (or files); pass the `meta_{{category}}.json.gz` of the \
+                 reviews' category",
+                stats.lines,
+                raw.items.len(),
+                reviews.display()
+            ),
+        );
+    }
+    if metadata.titled() == 0 {
+        return unusable(
+            meta,
+            format!(
+                "none of the {} records of reviewed items has a usable `title` ({} without one, {} with scraped \
+                 HTML): every item needs a title; check that this is the metadata file of the reviews",
+                stats.matched, stats.missing, stats.span_id
+            ),
+        );
+    }
+    Ok(())
 }

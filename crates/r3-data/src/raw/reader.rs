@@ -194,6 +194,7 @@ impl<'a> JsonLines<'a> {
         if let Some(l) = line.strip_suffix(b"\n") {
             line = l.strip_suffix(b"\r").unwrap_or(l);
         }
+        crate::utf8_line(self.path, lineno, "(line)", line)?;
         if line.iter().all(u8::is_ascii_whitespace) {
             return Err(Error::parse(self.path, lineno, "(line)", "empty line: expected one JSON object per line"));
         }
@@ -452,6 +453,13 @@ pub struct Metadata {
     records: Vec<(u32, RawTitle)>,
     /// Counts over the whole file.
     pub stats: MetadataStats,
+}
+
+impl Metadata {
+    /// The number of records of reviewed ASINs that have a title (before cleaning; `<span id` titles do not count).
+    pub fn titled(&self) -> usize {
+        self.records.iter().filter(|(_, t)| matches!(t, RawTitle::Text(_))).count()
+    }
 }
 
 impl Metadata {

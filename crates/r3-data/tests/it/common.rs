@@ -15,19 +15,7 @@ pub const CDS: &str = "CDs_and_Vinyl_5_2015-10-2018-11";
 /// The Industrial stem.
 pub const INDUSTRIAL: &str = "Industrial_and_Scientific_5_1996-10-2018-11";
 
-/// GPT-2's byte-to-symbol map (`bytes_to_unicode`): printable bytes map to themselves, the others to U+0100 and up.
+/// GPT-2's byte-to-symbol map (`bytes_to_unicode`).
 pub fn byte_symbols() -> Vec<String> {
-    let printable = |b: u32| (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b);
-    let mut next = 256;
-    (0u32..256)
-        .map(|b| {
-            let c = if printable(b) {
-                b
-            } else {
-                next += 1;
-                next - 1
-            };
-            char::from_u32(c).unwrap().to_string()
-        })
-        .collect()
+    r3_data::tokenizer::byte_level_alphabet()
 }

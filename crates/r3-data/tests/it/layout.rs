@@ -204,6 +204,14 @@ fn catalogue_lines_are_checked() {
     std::fs::write(&p, "A\t0\nno tab here\n").unwrap();
     let e = Catalogue::read(&p).unwrap_err().to_string();
     assert!(e.contains("c.txt:2:") && e.contains("no tab"), "{e}");
+    // An empty title is an error at its line, not later at a split row that uses it.
+    std::fs::write(&p, "A\t0\n\t1\nC\t2\n").unwrap();
+    let e = Catalogue::read(&p).unwrap_err().to_string();
+    assert!(e.contains("c.txt:2:") && e.contains("empty title"), "{e}");
+    // Bytes that are not UTF-8 name the line.
+    std::fs::write(&p, b"A\t0\nCaf\xe9\t1\n").unwrap();
+    let e = Catalogue::read(&p).unwrap_err().to_string();
+    assert!(e.contains("c.txt:2:") && e.contains("not UTF-8"), "{e}");
     // A title containing a tab keeps it: the id is after the last tab.
     std::fs::write(&p, "A\tB\t0\n").unwrap();
     assert_eq!(Catalogue::read(&p).unwrap().title(0), Some("A\tB"));

@@ -599,3 +599,46 @@ fn invalid_settings_are_rejected_before_reading() {
     assert!(serde_json::from_str::<PrepareConfig>(r#"{"category": "CDs", "kk": 5}"#).is_err());
     assert!(serde_json::from_str::<PrepareConfig>(r#"{"start": "2015/10"}"#).is_err());
 }
+
+#[test]
+fn inputs_without_a_usable_item_say_what_is_wrong_instead_of_lower_k() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (reviews, meta) = (tmp.path().join("reviews.json"), tmp.path().join("meta.json"));
+    let cfg = PrepareConfig { category: "CDs_and_Vinyl".into(), ..Default::default() };
+    let run = || prepare(&reviews, &meta, &tmp.path().join("out"), &cfg, &NoProgress).unwrap_err().to_string();
+    let reviewed: Vec<String> = (0..20).map(|i| review_line(&format!("U{i}"), "B1", 5.0, 1_500_000_000 + i)).collect();
+
+    // Metadata of another category: no ASIN in common.
+    write_lines(&reviews, &reviewed);
+    write_lines(&meta, &[meta_line("Z9", "Some Title"), meta_line("Z8", "Other Title")]);
+    let e = run();
+    assert!(e.contains("meta.json") && e.contains("different categories") && !e.contains("lower k"), "{e}");
+
+    // Metadata of the reviewed items, all without a title.
+    write_lines(&meta, &[r#"{"asin": "B1"}"#.to_string()]);
+    let e = run();
+    assert!(e.contains("meta.json") && e.contains("usable `title`") && !e.contains("lower k"), "{e}");
+
+    // An empty reviews file and an empty metadata file.
+    std::fs::write(&reviews, "").unwrap();
+    let e = run();
+    assert!(e.contains("reviews.json") && e.contains("no review") && !e.contains("lower k"), "{e}");
+    write_lines(&reviews, &reviewed);
+    std::fs::write(&meta, "").unwrap();
+    let e = run();
+    assert!(e.contains("meta.json") && e.contains("no record"), "{e}");
+}
+
+#[test]
+fn non_utf8_bytes_in_a_jsonl_file_name_the_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("latin1.json");
+    let ok = r#"{"reviewerID": "A1", "asin": "B1", "overall": 5.0, "unixReviewTime": 1500000000}"#;
+    let mut bytes = format!("{ok}\n{ok}\n").into_bytes();
+    bytes.extend_from_slice(
+        b"{\"reviewerID\": \"A\xe91\", \"asin\": \"B1\", \"overall\": 5.0, \"unixReviewTime\": 1}\n",
+    );
+    std::fs::write(&path, bytes).unwrap();
+    let e = read_reviews(&path, &NoProgress).unwrap_err().to_string();
+    assert!(e.contains("latin1.json:3:") && e.contains("not UTF-8") && e.contains("0xe9"), "{e}");
+}
