@@ -16,6 +16,7 @@ mod reproduce;
 mod results;
 mod stats;
 mod status;
+mod summary;
 mod tables;
 mod tidy;
 

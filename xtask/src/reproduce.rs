@@ -19,7 +19,7 @@ use crate::execute::{Capabilities, Executor, build_binary, eval_dir, hardware, r
 use crate::manifest::{Experiment, Scale, discover};
 use crate::outcome::EvalOutcome;
 use crate::plan::{PlannedRun, Setting, plan, resolve_dataset};
-use crate::report::{ReportContext, fmt_entry, report, run_record};
+use crate::report::{ReportContext, report, run_record};
 use crate::results::{Comparison, ResultFile, mixed_commits};
 
 /// The usage text of `cargo xtask reproduce`.
@@ -246,8 +246,14 @@ fn comparisons(e: &Experiment, stem: &str, runs: &[PlannedRun], s: &Session<'_>)
     Ok(found)
 }
 
-/// Runs what is missing of one experiment's runs and writes its result file; returns its path.
-fn run_experiment(e: &Experiment, stem: &str, runs: &[PlannedRun], s: &Session<'_>) -> anyhow::Result<PathBuf> {
+/// Runs what is missing of one experiment's runs and writes its result file; returns its path and its closing
+/// summary ([`crate::summary`]).
+fn run_experiment(
+    e: &Experiment,
+    stem: &str,
+    runs: &[PlannedRun],
+    s: &Session<'_>,
+) -> anyhow::Result<(PathBuf, String)> {
     let (exec, args) = (s.exec, s.args);
     eprintln!("reproduce: {} ({stem}, {} scale, --device {})", e.name, args.scale, args.device);
     let t = Instant::now();
@@ -279,10 +285,10 @@ fn run_experiment(e: &Experiment, stem: &str, runs: &[PlannedRun], s: &Session<'
     let path = ResultFile::path(exec.root, &e.name, args.scale);
     result.write(&path)?;
     eprintln!("reproduce: {} in {:.0} s → {}", e.name, t.elapsed().as_secs_f64(), path.display());
-    for m in &result.metrics {
-        eprintln!("    {:<18} {}", m.name, fmt_entry(m));
-    }
-    Ok(path)
+    // The summary is for reading: a failure to build it does not fail the written result.
+    let summary = crate::summary::summary(e, &result, runs, exec.data)
+        .unwrap_or_else(|err| format!("{}: written; no example users ({err:#})", e.name));
+    Ok((path, summary))
 }
 
 /// Runs `cargo xtask reproduce`.
@@ -335,7 +341,7 @@ pub fn run(root: &Path, argv: &[String]) -> anyhow::Result<()> {
         }
         let session = Session { all: &all, setting: &setting, exec: &exec, args: &args };
         match run_experiment(e, stem, runs, &session) {
-            Ok(path) => written.push(path),
+            Ok(done) => written.push(done),
             Err(err) => {
                 eprintln!("reproduce: {} failed: {err:#}", e.name);
                 failures.push(format!("{}: {err:#}", e.name));
@@ -345,7 +351,14 @@ pub fn run(root: &Path, argv: &[String]) -> anyhow::Result<()> {
     for (name, why) in &plans.skipped {
         eprintln!("reproduce: {name}: skipped: {why}");
     }
-    eprintln!("reproduce: {} result file(s) written; `cargo xtask tables` renders docs/results.md", written.len());
+    eprintln!("reproduce: {} result file(s) written", written.len());
+    if !written.is_empty() {
+        crate::tables::run(root)?;
+    }
+    // The end of the output: each result's table, example users and what its scale was.
+    for (_, summary) in &written {
+        println!("\n{summary}");
+    }
     if !failures.is_empty() {
         bail!("{} experiment(s) failed:\n  {}", failures.len(), failures.join("\n  "));
     }
