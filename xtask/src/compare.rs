@@ -206,4 +206,4 @@ pub fn paired_figure(experiments: &[Experiment], results: &Results) -> Option<Bu
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -188,6 +188,8 @@ pub struct Executor<'a> {
     pub bin: &'a Path,
     /// The repository root.
     pub root: &'a Path,
+    /// The run store (`--runs`).
+    pub runs: &'a Path,
     /// The data folder.
     pub data: &'a Path,
     /// The hardware line.

@@ -15,6 +15,8 @@ mod report;
 mod reproduce;
 mod results;
 mod stats;
+mod status;
+mod summary;
 mod tables;
 mod tidy;
 
@@ -49,7 +51,7 @@ commands:
          smoke-scale reproduction, then the golden tests on wgpu over software Vulkan (--no-fmt skips the format check, --no-gpu-path the wgpu part)
   tidy   repository rules: crate docs, dataset checksums, experiment files parse, no large files
   reproduce <experiment|table|all> --scale smoke|quick|cpu|paper --device flex|wgpu|vulkan|cuda
-         run what is missing of the experiments (runs/reproduce/), write results/<experiment>/<scale>.json
+         run what is missing of the experiments (~/.cache/latentr3/runs/reproduce/), write results/<experiment>/<scale>.json
          (--dry-run prints the plan; see `cargo xtask reproduce --help` and docs/reproduce.md)
   tables render docs/results.md from results/ and the figures into docs/figures/ (SVG and PNG)";
 

@@ -1,5 +1,5 @@
 //! From a manifest at one scale to concrete runs: each run's resolved configuration, its key (a hash of that
-//! configuration, of its upstream run's key and of the device), its folder `runs/reproduce/<kind>/<key>/` and the
+//! configuration, of its upstream run's key and of the device), its folder `<runs>/reproduce/<kind>/<key>/` and the
 //! `latentr3` arguments that produce it.
 //!
 //! The resolved configuration of an SFT or GRPO run is its configuration file (with `{scale}` replaced) as a TOML
@@ -31,6 +31,8 @@ pub struct Setting {
     pub scale: Scale,
     /// The `--device` value (`flex`, `cuda`, `wgpu:1`, ...).
     pub device: String,
+    /// The folder of the run store (`--runs`): runs go to `<runs>/reproduce/<kind>/<key>/`.
+    pub runs: PathBuf,
 }
 
 /// One run, ready to execute.
@@ -172,7 +174,7 @@ impl Ctx<'_> {
 
     /// The folder of the run with the resolved configuration `resolved`.
     fn dir(&self, kind: RunKind, resolved: &Value) -> PathBuf {
-        self.setting.root.join("runs").join("reproduce").join(kind.name()).join(run_key(resolved))
+        self.setting.runs.join("reproduce").join(kind.name()).join(run_key(resolved))
     }
 }
 
@@ -374,7 +376,7 @@ mod tests {
 
     fn setting(scale: Scale, device: &str) -> Setting {
         let root = crate::project_root();
-        Setting { data_dir: root.join("data"), root, scale, device: device.into() }
+        Setting { data_dir: root.join("data"), runs: root.join("runs"), root, scale, device: device.into() }
     }
 
     fn experiment(name: &str) -> Experiment {

@@ -78,13 +78,19 @@ pub fn run_provenance(run: &PlannedRun) -> anyhow::Result<Provenance> {
     Ok(Provenance::default())
 }
 
-/// The record of a finished run in a result file.
-pub fn run_record(root: &Path, run: &PlannedRun, wall_s: f64) -> anyhow::Result<RunRecord> {
+/// The record of a finished run in a result file; its folder relative to the repository `root`, else as
+/// `$LATENTR3_RUNS/...` relative to the run store `runs` (no machine's home folder in a result file).
+pub fn run_record(root: &Path, runs: &Path, run: &PlannedRun, wall_s: f64) -> anyhow::Result<RunRecord> {
+    let dir = match (run.dir.strip_prefix(root), run.dir.strip_prefix(runs)) {
+        (Ok(rel), _) => rel.display().to_string(),
+        (_, Ok(rel)) => format!("$LATENTR3_RUNS/{}", rel.display()),
+        _ => run.dir.display().to_string(),
+    };
     Ok(RunRecord {
         id: run.id.clone(),
         kind: run.kind.name().into(),
         key: run.key.clone(),
-        dir: run.dir.strip_prefix(root).unwrap_or(&run.dir).display().to_string(),
+        dir,
         wall_s,
         commit: Some(run_provenance(run)?.label()),
     })
@@ -309,7 +315,7 @@ mod tests {
             "time_utc": "1970-01-01T00:00:00Z", "r3_train_version": "0.0.0"});
         std::fs::write(dir.path().join(ENV_FILE), env.to_string()).unwrap();
         assert_eq!(run_provenance(&run).unwrap().label(), "222222222222-dirty");
-        let record = run_record(dir.path().parent().unwrap(), &run, 3.0).unwrap();
+        let record = run_record(dir.path().parent().unwrap(), Path::new("/runs"), &run, 3.0).unwrap();
         assert_eq!((record.commit.as_deref(), record.wall_s), (Some("222222222222-dirty"), 3.0));
         // An evaluation without `code` in its metrics.json falls back to the marker.
         crate::outcome::tests::eval_fixture(dir.path(), 0.5);

@@ -2,7 +2,7 @@
 //! what is missing of the experiments' runs by invoking the `latentr3` binary (built by cargo with the backend
 //! feature of `--device`), then writes `results/<experiment>/<scale>.json`.
 //!
-//! Runs live in `runs/reproduce/<kind>/<key>/`, `key` being the hash of the run's resolved configuration
+//! Runs live in `<runs>/reproduce/<kind>/<key>/` (`<runs>`: [`default_runs_dir`] or `--runs`), `key` being the hash of the run's resolved configuration
 //! ([`crate::plan`]): experiments that share a run (BIGRec's SFT for BIGRec and D3) share its folder, and a run
 //! whose `xtask-run.json` exists is not run again. A killed training run is continued with `--resume`, a killed
 //! evaluation by rerunning it into the same folder (it skips the users it has). Nothing is deleted except the
@@ -19,13 +19,14 @@ use crate::execute::{Capabilities, Executor, build_binary, eval_dir, hardware, r
 use crate::manifest::{Experiment, Scale, discover};
 use crate::outcome::EvalOutcome;
 use crate::plan::{PlannedRun, Setting, plan, resolve_dataset};
-use crate::report::{ReportContext, fmt_entry, report, run_record};
+use crate::report::{ReportContext, report, run_record};
 use crate::results::{Comparison, ResultFile, mixed_commits};
 
 /// The usage text of `cargo xtask reproduce`.
 pub const USAGE: &str = "\
 usage: cargo xtask reproduce <experiment|table|all> --scale smoke|quick|cpu|paper --device flex|wgpu|vulkan|cuda[:N]
-                             [--release|--dev] [--bin PATH] [--data DIR] [--dry-run] [--allow-mixed-code]
+                             [--release|--dev] [--bin PATH] [--data DIR] [--runs DIR] [--dry-run|--status]
+                             [--allow-mixed-code]
 
   <experiment>  a manifest under experiments/ without .toml (table1/cds-latentr3), a folder of them (table1),
                 or `all`
@@ -37,6 +38,9 @@ usage: cargo xtask reproduce <experiment|table|all> --scale smoke|quick|cpu|pape
   --bin PATH    use this latentr3 binary instead of building one
   --data DIR    the data folder (default $LATENTR3_DATA, else ../shared/datasets/amazon18)
   --dry-run     print the runs, their keys, folders, state and commands; run nothing
+  --status      print each run's progress (steps or users done of the total, time so far, ETA); run nothing
+  --runs DIR    the run store, relative to the repository root (default $LATENTR3_RUNS, else runs/ beside the
+                model cache: ~/.cache/latentr3/runs; `--runs runs` uses the working tree's runs/ as before)
   --allow-mixed-code
                 write a result whose runs were made by different code (commits); without it such a result is
                 refused (runs that recorded no commit do not count)";
@@ -60,6 +64,10 @@ pub struct Args {
     pub dry_run: bool,
     /// Write results whose runs were made by different code.
     pub allow_mixed_code: bool,
+    /// Print each run's progress and run nothing.
+    pub status: bool,
+    /// The run store (`--runs`; relative to the repository root).
+    pub runs: Option<PathBuf>,
 }
 
 impl Args {
@@ -68,7 +76,7 @@ impl Args {
         let mut target = None;
         let (mut scale, mut device, mut release, mut bin, mut data, mut dry_run) =
             (None, None, None, None, None, false);
-        let mut allow_mixed_code = false;
+        let (mut allow_mixed_code, mut status, mut runs) = (false, false, None);
         let mut it = args.iter();
         while let Some(a) = it.next() {
             let mut value = |name: &str| it.next().cloned().with_context(|| format!("{name} needs a value\n\n{USAGE}"));
@@ -81,6 +89,8 @@ impl Args {
                 "--data" => data = Some(PathBuf::from(value("--data")?)),
                 "--dry-run" => dry_run = true,
                 "--allow-mixed-code" => allow_mixed_code = true,
+                "--status" => status = true,
+                "--runs" => runs = Some(PathBuf::from(value("--runs")?)),
                 s if s.starts_with('-') => bail!("unknown flag `{s}`\n\n{USAGE}"),
                 s if target.is_none() => target = Some(s.to_string()),
                 s => bail!("unexpected argument `{s}`\n\n{USAGE}"),
@@ -101,6 +111,8 @@ impl Args {
             data,
             dry_run,
             allow_mixed_code,
+            status,
+            runs,
         })
     }
 
@@ -130,6 +142,35 @@ pub fn default_data_dir(root: &Path) -> PathBuf {
     std::env::var_os("LATENTR3_DATA")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("..").join("shared").join("datasets").join("amazon18"))
+}
+
+/// The default run store: `$LATENTR3_RUNS`, else `runs/` beside the model cache `$LATENTR3_CACHE`, else
+/// `~/.cache/latentr3/runs`: outside the working tree, so that runs outlive a checkout and a clean.
+pub fn default_runs_dir() -> PathBuf {
+    if let Some(r) = std::env::var_os("LATENTR3_RUNS") {
+        return PathBuf::from(r);
+    }
+    if let Some(c) = std::env::var_os("LATENTR3_CACHE") {
+        let cache = PathBuf::from(c);
+        return cache.parent().map_or_else(|| cache.join("runs"), |p| p.join("runs"));
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".cache").join("latentr3").join("runs")
+}
+
+/// `--status`: each run's progress and ETA (see [`crate::status`]).
+fn print_status(plans: &Plans<'_>, setting: &Setting) {
+    for (e, stem, runs) in plans.plans.iter() {
+        println!("{} ({stem}, {} scale):", e.name, setting.scale);
+        // The size of the train split, for the steps of an SFT run that trains on all of it.
+        let rows = r3_data::Dataset::load(&setting.data_dir, stem).ok().map(|d| d.train.len() as u64);
+        for line in crate::status::status_lines(runs, rows) {
+            println!("{line}");
+        }
+    }
+    for (name, why) in &plans.skipped {
+        println!("{name}: skipped: {why}");
+    }
 }
 
 /// The experiments to run with their dataset stems and planned runs, and those skipped with the reason.
@@ -205,15 +246,21 @@ fn comparisons(e: &Experiment, stem: &str, runs: &[PlannedRun], s: &Session<'_>)
     Ok(found)
 }
 
-/// Runs what is missing of one experiment's runs and writes its result file; returns its path.
-fn run_experiment(e: &Experiment, stem: &str, runs: &[PlannedRun], s: &Session<'_>) -> anyhow::Result<PathBuf> {
+/// Runs what is missing of one experiment's runs and writes its result file; returns its path and its closing
+/// summary ([`crate::summary`]).
+fn run_experiment(
+    e: &Experiment,
+    stem: &str,
+    runs: &[PlannedRun],
+    s: &Session<'_>,
+) -> anyhow::Result<(PathBuf, String)> {
     let (exec, args) = (s.exec, s.args);
     eprintln!("reproduce: {} ({stem}, {} scale, --device {})", e.name, args.scale, args.device);
     let t = Instant::now();
     let mut records = Vec::new();
     for r in runs {
         let wall = exec.execute(r, &e.name).with_context(|| format!("run `{}`", r.id))?;
-        records.push(run_record(exec.root, r, wall)?);
+        records.push(run_record(exec.root, exec.runs, r, wall)?);
     }
     if mixed_commits(records.iter().filter_map(|r| r.commit.as_deref())) && !args.allow_mixed_code {
         let code: Vec<String> =
@@ -238,10 +285,10 @@ fn run_experiment(e: &Experiment, stem: &str, runs: &[PlannedRun], s: &Session<'
     let path = ResultFile::path(exec.root, &e.name, args.scale);
     result.write(&path)?;
     eprintln!("reproduce: {} in {:.0} s → {}", e.name, t.elapsed().as_secs_f64(), path.display());
-    for m in &result.metrics {
-        eprintln!("    {:<18} {}", m.name, fmt_entry(m));
-    }
-    Ok(path)
+    // The summary is for reading: a failure to build it does not fail the written result.
+    let summary = crate::summary::summary(e, &result, runs, exec.data)
+        .unwrap_or_else(|err| format!("{}: written; no example users ({err:#})", e.name));
+    Ok((path, summary))
 }
 
 /// Runs `cargo xtask reproduce`.
@@ -253,13 +300,23 @@ pub fn run(root: &Path, argv: &[String]) -> anyhow::Result<()> {
     let args = Args::parse(argv)?;
     let all = discover(root)?;
     let data = args.data.clone().unwrap_or_else(|| default_data_dir(root));
-    let setting =
-        Setting { root: root.to_path_buf(), data_dir: data.clone(), scale: args.scale, device: args.device.clone() };
+    let runs = args.runs.as_ref().map_or_else(default_runs_dir, |r| root.join(r));
+    let setting = Setting {
+        root: root.to_path_buf(),
+        data_dir: data.clone(),
+        scale: args.scale,
+        device: args.device.clone(),
+        runs,
+    };
     let mut plans = plan_all(select(&all, &args.target)?, &setting)?;
     // A reference row runs before the rows compared with it.
     plans.plans = references_first(plans.plans, |p| p.0);
     if args.dry_run {
         print_plans(&plans, args.scale);
+        return Ok(());
+    }
+    if args.status {
+        print_status(&plans, &setting);
         return Ok(());
     }
     if plans.plans.is_empty() {
@@ -273,7 +330,7 @@ pub fn run(root: &Path, argv: &[String]) -> anyhow::Result<()> {
     };
     let mut caps = Capabilities::new(bin.clone());
     let hw = hardware(&args.device);
-    let exec = Executor { bin: &bin, root, data: &data, hardware: &hw, code };
+    let exec = Executor { bin: &bin, root, runs: &setting.runs, data: &data, hardware: &hw, code };
     let (mut failures, mut written) = (Vec::new(), Vec::new());
     for (e, stem, runs) in &plans.plans {
         let not_runnable: Vec<String> =
@@ -284,7 +341,7 @@ pub fn run(root: &Path, argv: &[String]) -> anyhow::Result<()> {
         }
         let session = Session { all: &all, setting: &setting, exec: &exec, args: &args };
         match run_experiment(e, stem, runs, &session) {
-            Ok(path) => written.push(path),
+            Ok(done) => written.push(done),
             Err(err) => {
                 eprintln!("reproduce: {} failed: {err:#}", e.name);
                 failures.push(format!("{}: {err:#}", e.name));
@@ -294,7 +351,14 @@ pub fn run(root: &Path, argv: &[String]) -> anyhow::Result<()> {
     for (name, why) in &plans.skipped {
         eprintln!("reproduce: {name}: skipped: {why}");
     }
-    eprintln!("reproduce: {} result file(s) written; `cargo xtask tables` renders docs/results.md", written.len());
+    eprintln!("reproduce: {} result file(s) written", written.len());
+    if !written.is_empty() {
+        crate::tables::run(root)?;
+    }
+    // The end of the output: each result's table, example users and what its scale was.
+    for (_, summary) in &written {
+        println!("\n{summary}");
+    }
     if !failures.is_empty() {
         bail!("{} experiment(s) failed:\n  {}", failures.len(), failures.join("\n  "));
     }

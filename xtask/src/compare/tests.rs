@@ -18,14 +18,15 @@ fn outcome(ranks: &[Option<usize>], items: &[u32]) -> EvalOutcome {
     }
 }
 
-fn train_row(item: u32) -> Interaction {
+/// A split row with target `item` after the history `titles` (the other fields are not read here).
+pub(crate) fn interaction(item: u32, titles: &[&str]) -> Interaction {
     Interaction {
         user_id: "u".into(),
         history_asins: vec![],
         item_asin: "a".into(),
         history_item_ids: vec![],
         item_id: item,
-        history_titles: vec![],
+        history_titles: titles.iter().map(|t| t.to_string()).collect(),
         item_title: "t".into(),
         history_ratings: vec![],
         rating: 5.0,
@@ -74,7 +75,7 @@ fn the_interval_is_paired_over_the_same_users() {
 #[test]
 fn popularity_buckets_split_the_users() {
     // Item 0 is the only popular item (4 of 6 train targets at coverage 0.5); users 0, 1 have it as target.
-    let train: Vec<Interaction> = [0, 0, 0, 0, 1, 2].iter().map(|&i| train_row(i)).collect();
+    let train: Vec<Interaction> = [0, 0, 0, 0, 1, 2].iter().map(|&i| interaction(i, &[])).collect();
     let pop = Popularity::from_train(&train, 3, PopularityConfig { coverage: 0.5 });
     let ours = outcome(&[Some(0), Some(0), Some(0), None], &[0, 0, 1, 2]);
     let reference = outcome(&[Some(0), None, None, None], &[0, 0, 1, 2]);

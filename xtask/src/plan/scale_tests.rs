@@ -7,7 +7,7 @@ use crate::results::ResultFile;
 
 fn setting(scale: Scale) -> Setting {
     let root = crate::project_root();
-    Setting { data_dir: root.join("data"), root, scale, device: "flex".into() }
+    Setting { data_dir: root.join("data"), runs: root.join("runs"), root, scale, device: "flex".into() }
 }
 
 #[test]
