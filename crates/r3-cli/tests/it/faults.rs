@@ -1,6 +1,6 @@
 //! The CLI fault suite: a table of bad inputs, each run through the real binary, with the exit code it must give
 //! and a phrase its message must contain. A panic anywhere (exit code 101 or `panicked at` on stderr) fails the
-//! suite.
+//! suite, and so does an OS error text printed twice.
 //!
 //! The bad inputs are made in a temporary folder: datasets are the real CDs split files (symbolic links) with one
 //! file replaced by a damaged copy; raw review and metadata files come from the real Amazon 2018 files of the
@@ -1002,6 +1002,10 @@ fn every_fault_gives_a_clear_error() {
                     }
                     if code != case.code {
                         wrong.push(format!("exit code {code}, expected {}", case.code));
+                    }
+                    // An I/O error's OS text is printed once, not by the error and again by its cause.
+                    if stderr.matches("(os error").count() > 1 {
+                        wrong.push("the OS error text is printed twice".into());
                     }
                     if !stderr.contains(&phrase) {
                         wrong.push(format!("no `{phrase}`"));
