@@ -221,12 +221,16 @@ fn safetensors_range(bytes: &[u8], name: &str) -> std::ops::Range<usize> {
     8 + n + a..8 + n + b
 }
 
-/// A copy of the folder `src` as `dst`, with `file` replaced by `edit(its bytes)` (`None`: removed).
+/// A copy of the folder `src` as `dst`, with `file` replaced by `edit(its bytes)` (`None`: removed) and without
+/// the checksum marker of `file` (so that the checks after the checksum are reached).
 fn folder_variant(src: &Path, dst: &Path, file: &str, edit: impl Fn(Vec<u8>) -> Option<Vec<u8>>) {
     std::fs::create_dir_all(dst).unwrap();
     for entry in std::fs::read_dir(src).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if name == format!("{file}.sha256") {
+            continue;
+        }
         let bytes = std::fs::read(&path).unwrap();
         let bytes = if name == file { edit(bytes) } else { Some(bytes) };
         if let Some(b) = bytes {
@@ -830,6 +834,17 @@ fn cases(t: &Path) -> Vec<Case> {
     for (name, _, _, phrase) in hf_faults.iter().step_by(4) {
         c.push(case(&format!("model export --model {{T}}/hf_bad/{name} --out {{T}}/export_hf_{name}"), 1, phrase));
     }
+    // The exported weights changed after the export, with the checksum marker the export wrote beside them.
+    let marked = t.join("hf_bad").join("weights_marked");
+    folder_variant(&hf, &marked, "none", |b| Some(b));
+    let weights = marked.join("model.safetensors");
+    let mut bytes = std::fs::read(&weights).unwrap();
+    let r = safetensors_range(&bytes, "model.norm.weight");
+    bytes[r.start..r.start + 4].copy_from_slice(&0.5f32.to_le_bytes());
+    write(&weights, bytes);
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+    std::fs::File::options().write(true).open(&weights).unwrap().set_modified(later).unwrap();
+    c.push(case(&generate_with("{T}/hf_bad/weights_marked"), 1, "model.safetensors: the file is damaged"));
     c.push(case(&format!("model export --model {} --out {{T}}/hf", gguf("tiny.gguf")), 1, "not empty"));
     c.push(case("model export --out {T}/x", 2, "--model <MODEL>"));
 
