@@ -836,7 +836,7 @@ fn cases(t: &Path) -> Vec<Case> {
     }
     // The exported weights changed after the export, with the checksum marker the export wrote beside them.
     let marked = t.join("hf_bad").join("weights_marked");
-    folder_variant(&hf, &marked, "none", |b| Some(b));
+    folder_variant(&hf, &marked, "none", Some);
     let weights = marked.join("model.safetensors");
     let mut bytes = std::fs::read(&weights).unwrap();
     let r = safetensors_range(&bytes, "model.norm.weight");
