@@ -110,8 +110,11 @@ pub fn cached_path(id: &str) -> PathBuf {
     cache_dir().join(format!("{id}.gguf"))
 }
 
+/// The checksum marker beside `path`: `path` with `.sha256` appended (`m.gguf.sha256`, `model.safetensors.sha256`).
 fn marker(path: &Path) -> PathBuf {
-    path.with_extension("gguf.sha256")
+    let mut name = path.as_os_str().to_owned();
+    name.push(".sha256");
+    PathBuf::from(name)
 }
 
 /// What the cache holds for one checkpoint.
@@ -177,7 +180,7 @@ fn stamp_of(meta: &std::fs::Metadata) -> Option<(u64, u128)> {
 }
 
 /// Writes the marker of `path`: its sha256 and its current size and modification time.
-fn write_marker(path: &Path, sha256: &str) -> Result<()> {
+pub(crate) fn write_marker(path: &Path, sha256: &str) -> Result<()> {
     let meta = std::fs::metadata(path).map_err(io(path, "read the metadata of"))?;
     let stamp = stamp_of(&meta).map_or_else(String::new, |(size, mtime)| format!("{size} {mtime}\n"));
     let m = marker(path);
@@ -254,8 +257,9 @@ pub fn is_cached(spec: &ModelSpec) -> bool {
     matches!(cache_state(spec, false), Ok(CacheState::Verified))
 }
 
-/// Checks a GGUF file that has a checksum marker beside it (a file of the cache, or a copy made with its
-/// marker) before it is loaded; a file without a marker passes (it is the user's own file).
+/// Checks a weights file that has a checksum marker beside it (a GGUF file of the cache or a copy made with its
+/// marker, the `model.safetensors` of an export) before it is loaded; a file without a marker passes (it is the
+/// user's own file).
 ///
 /// # Errors
 /// [`Error::Damaged`] when the file's sha256 is not the marker's.

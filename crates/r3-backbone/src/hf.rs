@@ -78,6 +78,7 @@ pub fn load_hf_dir_with(dir: &Path, device: &Device, options: &LoadOptions) -> R
     let mut missing = Vec::new();
     let mut unused: Vec<(PathBuf, String)> = Vec::new();
     for file in &files {
+        crate::fetch::check_marked(file)?;
         let mut store = SafetensorsStore::from_file(file)
             .remap(from_pytorch_names())
             .with_from_adapter(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(dtype)))
@@ -282,6 +283,8 @@ fn write_folder(loaded: &LoadedBackbone, tokenizer: &r3_data::Tokenizer, dir: &P
         action: "set the permissions of",
         source,
     })?;
+    // A checksum marker beside the weights, so that a later load notices damage (see `fetch::check_marked`).
+    crate::fetch::write_marker(&weights, &crate::fetch::sha256_of(&weights)?)?;
 
     let tok_err = |path: PathBuf| {
         move |e: r3_data::Error| Error::Io { path, action: "write", source: std::io::Error::other(e.to_string()) }
@@ -444,7 +447,8 @@ mod tests {
             let mut names: Vec<String> =
                 std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
             names.sort();
-            assert_eq!(names, [CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE, TOKENIZER_CONFIG_FILE]);
+            let marker = format!("{WEIGHTS_FILE}.sha256");
+            assert_eq!(names, [CONFIG_FILE, WEIGHTS_FILE, marker.as_str(), TOKENIZER_FILE, TOKENIZER_CONFIG_FILE]);
             let back = load_hf_dir(&dir, &device).unwrap();
             assert_eq!(back.config.to_string(), original.config.to_string());
             let ids = Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 5, 9, 60, 2], [1, 5]), &device);
@@ -492,5 +496,17 @@ mod tests {
         export_hf_dir(&damaged, &tiny_tokenizer(), &dir).unwrap();
         let e = load_hf_dir(&dir, &device).map(|_| ()).unwrap_err().to_string();
         assert!(e.contains("model.layers.1.mlp.up_proj.weight") && e.contains("NaN or infinite"), "{e}");
+
+        // Bytes of the weights changed after the export: the checksum marker written beside them notices.
+        let dir = tmp.path().join("out");
+        let weights = dir.join(WEIGHTS_FILE);
+        let mut bytes = std::fs::read(&weights).unwrap();
+        let n = bytes.len();
+        bytes[n - 100..n - 96].copy_from_slice(&1.5f32.to_le_bytes());
+        std::fs::write(&weights, bytes).unwrap();
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+        std::fs::File::options().write(true).open(&weights).unwrap().set_modified(later).unwrap();
+        let e = load_hf_dir(&dir, &device).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("model.safetensors") && e.contains("the file is damaged"), "{e}");
     }
 }

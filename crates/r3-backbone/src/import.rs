@@ -233,10 +233,13 @@ impl<'a> Reader<'a> {
         let raw = self.g.read_raw(&mut self.file, info)?;
         let row_bytes = info.ggml_type.row_bytes(cols as u64) as usize;
         let mut out = vec![0f32; rows * cols];
+        // Checked block by block while each is in the cache (a second pass over `out` costs ~10 % of the load).
+        let mut finite = true;
         for r0 in (0..rows).step_by(BLOCK) {
             let n = BLOCK.min(rows - r0);
             let block = dequantize(info.ggml_type, &raw[r0 * row_bytes..(r0 + n) * row_bytes], n * cols)
                 .map_err(|m| self.corrupt(info, m))?; // [n, cols]
+            finite &= all_finite(&block);
             let dst: Vec<usize> = (r0..r0 + n).map(&row_order).collect();
             for c in 0..cols {
                 let column = &mut out[c * rows..(c + 1) * rows];
@@ -245,7 +248,9 @@ impl<'a> Reader<'a> {
                 }
             }
         }
-        check_finite(&self.g.path, name, &out)?;
+        if !finite {
+            check_finite(&self.g.path, name, &out)?;
+        }
         Ok(out)
     }
 
@@ -326,7 +331,7 @@ impl<'a> Reader<'a> {
 /// # Errors
 /// [`Error::Tensor`] naming the tensor, the first bad element and how many there are.
 pub fn check_finite(path: &Path, name: &str, values: &[f32]) -> Result<()> {
-    if values.iter().all(|v| v.is_finite()) {
+    if all_finite(values) {
         return Ok(());
     }
     let first = values.iter().position(|v| !v.is_finite()).unwrap_or(0);
@@ -341,6 +346,12 @@ pub fn check_finite(path: &Path, name: &str, values: &[f32]) -> Result<()> {
             values[first]
         ),
     })
+}
+
+/// Whether every value is finite: a branch-free test per chunk, which vectorises (`all` with its early exit does
+/// not).
+fn all_finite(values: &[f32]) -> bool {
+    values.chunks(4096).all(|c| c.iter().fold(true, |ok, v| ok & v.is_finite()))
 }
 
 /// Checks that every tensor of the file was used by the configuration (a `block_count` smaller than the file's

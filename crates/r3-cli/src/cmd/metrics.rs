@@ -3,7 +3,15 @@
 //! The prediction records are matched to the rows of a split *by index*, because the official inference script
 //! writes one record per row in split order. Each record's stripped target must equal its row's stripped
 //! `item_title`; that check catches a file written for another split, stem or row order before any number is
-//! printed. The report holds the metrics by title (the official ones) and by item id, per popularity bucket of the
+//! printed. Two other layouts are scored too, and the output says which was used (`scored:` line, `scoring` key):
+//! records that carry a `row` field (what `eval --limit` writes) are scored on those rows only; a file without
+//! `row` fields and with fewer records than rows is scored by its records alone, matching titles only (no
+//! item-id metrics, no popularity buckets), provided every target is a target of the split.
+//!
+//! A file whose `predict` lists are all empty is an error (exit status 1), not a table of zeros: nothing was
+//! generated, and the zeros would say nothing about the model.
+//!
+//! The report holds the metrics by title (the official ones) and by item id, per popularity bucket of the
 //! target item, the predictions outside the catalogue, and with `--baseline` the relative gains with paired-
 //! bootstrap 95% intervals.
 
@@ -63,7 +71,8 @@ impl TableArgs {
 /// Arguments of `latentr3 metrics`.
 #[derive(Debug, clap::Args)]
 pub struct MetricsArgs {
-    /// The prediction file: a JSON array of records with `input`, `output` and `predict`, or JSON lines.
+    /// The prediction file: a JSON array of records with `input`, `output` and `predict` (and optionally `row`),
+    /// or JSON lines.
     #[arg(long)]
     pub predictions: PathBuf,
     #[command(flatten)]

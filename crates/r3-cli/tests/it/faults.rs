@@ -1,6 +1,6 @@
 //! The CLI fault suite: a table of bad inputs, each run through the real binary, with the exit code it must give
 //! and a phrase its message must contain. A panic anywhere (exit code 101 or `panicked at` on stderr) fails the
-//! suite.
+//! suite, and so does an OS error text printed twice.
 //!
 //! The bad inputs are made in a temporary folder: datasets are the real CDs split files (symbolic links) with one
 //! file replaced by a damaged copy; raw review and metadata files come from the real Amazon 2018 files of the
@@ -221,12 +221,16 @@ fn safetensors_range(bytes: &[u8], name: &str) -> std::ops::Range<usize> {
     8 + n + a..8 + n + b
 }
 
-/// A copy of the folder `src` as `dst`, with `file` replaced by `edit(its bytes)` (`None`: removed).
+/// A copy of the folder `src` as `dst`, with `file` replaced by `edit(its bytes)` (`None`: removed) and without
+/// the checksum marker of `file` (so that the checks after the checksum are reached).
 fn folder_variant(src: &Path, dst: &Path, file: &str, edit: impl Fn(Vec<u8>) -> Option<Vec<u8>>) {
     std::fs::create_dir_all(dst).unwrap();
     for entry in std::fs::read_dir(src).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if name == format!("{file}.sha256") {
+            continue;
+        }
         let bytes = std::fs::read(&path).unwrap();
         let bytes = if name == file { edit(bytes) } else { Some(bytes) };
         if let Some(b) = bytes {
@@ -830,6 +834,17 @@ fn cases(t: &Path) -> Vec<Case> {
     for (name, _, _, phrase) in hf_faults.iter().step_by(4) {
         c.push(case(&format!("model export --model {{T}}/hf_bad/{name} --out {{T}}/export_hf_{name}"), 1, phrase));
     }
+    // The exported weights changed after the export, with the checksum marker the export wrote beside them.
+    let marked = t.join("hf_bad").join("weights_marked");
+    folder_variant(&hf, &marked, "none", Some);
+    let weights = marked.join("model.safetensors");
+    let mut bytes = std::fs::read(&weights).unwrap();
+    let r = safetensors_range(&bytes, "model.norm.weight");
+    bytes[r.start..r.start + 4].copy_from_slice(&0.5f32.to_le_bytes());
+    write(&weights, bytes);
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+    std::fs::File::options().write(true).open(&weights).unwrap().set_modified(later).unwrap();
+    c.push(case(&generate_with("{T}/hf_bad/weights_marked"), 1, "model.safetensors: the file is damaged"));
     c.push(case(&format!("model export --model {} --out {{T}}/hf", gguf("tiny.gguf")), 1, "not empty"));
     c.push(case("model export --out {T}/x", 2, "--model <MODEL>"));
 
@@ -875,6 +890,69 @@ fn cases(t: &Path) -> Vec<Case> {
     c.push(case("model fetch gpt-17", 1, "unknown model id `gpt-17`"));
     c.push(case("model fetch", 2, "<ID>"));
     c.push(case("model list --verbose", 2, "--verbose"));
+
+    // ---- The cached SmolLM2-135M: its real header with one hyper-parameter changed (sparse copies, so only
+    // the header is real and only the header is read), and a full copy damaged as a disk or a bad copy would. ----
+    let real = r3_backbone::fetch::fetched_path("smollm2-135m")
+        .expect("the fault suite needs the cached smollm2-135m: run `latentr3 model fetch smollm2-135m`");
+    let real_len = std::fs::metadata(&real).unwrap().len();
+    let mut real_head = vec![0u8; 4 << 20];
+    std::fs::File::open(&real).unwrap().read_exact(&mut real_head).unwrap();
+    let sparse = |name: &str, key: &str, value: u32| {
+        let mut head = real_head.clone();
+        let pattern = [&(key.len() as u64).to_le_bytes()[..], key.as_bytes(), &4u32.to_le_bytes()].concat();
+        let at = head.windows(pattern.len()).position(|w| w == pattern).unwrap() + pattern.len();
+        head[at..at + 4].copy_from_slice(&value.to_le_bytes());
+        let path = g.join(name);
+        std::fs::write(&path, head).unwrap();
+        std::fs::File::options().write(true).open(&path).unwrap().set_len(real_len).unwrap();
+    };
+    sparse("real_head_count_0.gguf", "llama.attention.head_count", 0);
+    sparse("real_head_count_7.gguf", "llama.attention.head_count", 7);
+    sparse("real_width_0.gguf", "llama.embedding_length", 0);
+    sparse("real_blocks_29.gguf", "llama.block_count", 29);
+    write(&g.join("real_cut.gguf"), &real_head[..1 << 20]);
+    for (file, phrase) in [
+        ("real_head_count_0.gguf", "metadata `llama.attention.head_count`: is 0"),
+        ("real_head_count_7.gguf", "metadata `llama.attention.head_count`: 7 heads do not divide"),
+        ("real_width_0.gguf", "metadata `llama.embedding_length`: is 0"),
+        ("real_blocks_29.gguf", "tensor `blk.29.attn_norm.weight`: not used by the configuration"),
+        ("real_cut.gguf", "corrupt GGUF"),
+    ] {
+        c.push(case(&generate_with(&gguf(file)), 1, phrase));
+    }
+    // 4 KB overwritten with 0xFF in the middle of the weights, in a cache folder with the checksum marker: with a
+    // new modification time the cheap check hashes the file; with the old one it passes, and the loader's NaN
+    // check names the tensor (this case loads the whole model: nothing less can see that damage).
+    let real_marker = std::fs::read(real.with_extension("gguf.sha256")).unwrap();
+    for (dir, new_time) in [("realcache", true), ("realcache_same_mtime", false)] {
+        let path = t.join(dir).join("smollm2-135m.gguf");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::copy(&real, &path).unwrap();
+        let past = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options().write(true).open(&path).unwrap().set_modified(past).unwrap();
+        write(&path.with_extension("gguf.sha256"), &real_marker);
+        let mut f = std::fs::File::options().write(true).open(&path).unwrap();
+        std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(real_len / 2)).unwrap();
+        f.write_all(&[0xFF; 4096]).unwrap();
+        f.set_modified(if new_time { std::time::SystemTime::now() } else { past }).unwrap();
+    }
+    let realcache = t.join("realcache").to_str().unwrap().to_string();
+    c.push(case_env("model list", &[("LATENTR3_CACHE", &realcache)], 1, "1 cached file(s) are damaged"));
+    c.push(case(&generate_with("{T}/realcache/smollm2-135m.gguf"), 1, "smollm2-135m.gguf: the file is damaged"));
+    c.push(case_env(
+        "generate --prompt=Hi --model smollm2-135m",
+        &[("LATENTR3_CACHE", &realcache), ("PYTHON", "/nonexistent/python3")],
+        1,
+        "is damaged (sha256",
+    ));
+    c.push(case(&generate_with("{T}/realcache_same_mtime/smollm2-135m.gguf"), 1, "values are NaN or infinite"));
+    c.push(case_env(
+        "model list --verify",
+        &[("LATENTR3_CACHE", t.join("realcache_same_mtime").to_str().unwrap())],
+        1,
+        "smollm2-135m.gguf: sha256",
+    ));
 
     // ---- Devices: `--device` and `BURN_DEVICE` give the same clean errors. ----
     for (spec, phrase) in [
@@ -1002,6 +1080,10 @@ fn every_fault_gives_a_clear_error() {
                     }
                     if code != case.code {
                         wrong.push(format!("exit code {code}, expected {}", case.code));
+                    }
+                    // An I/O error's OS text is printed once, not by the error and again by its cause.
+                    if stderr.matches("(os error").count() > 1 {
+                        wrong.push("the OS error text is printed twice".into());
                     }
                     if !stderr.contains(&phrase) {
                         wrong.push(format!("no `{phrase}`"));
