@@ -17,7 +17,6 @@
 //! `eval` ranks a split with the model of a run folder (`--out`, or `--checkpoint` for a model folder elsewhere)
 //! and writes `<split>/predictions.json` and `<split>/metrics.json` into the run folder.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -26,8 +25,8 @@ use burn::module::Module;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use r3_backbone::HiddenInput;
 use r3_baselines::{
-    BaselineExperiment, Evaluator, Event, FitInput, ModelKind, RunConfig, RunSummary, Sequences, fit, seed_device,
-    store,
+    BaselineExperiment, BaselineModel, EpochReport, Evaluator, Event, FitInput, FitOutput, ModelKind, RunConfig,
+    RunSummary, Sequences, fit, seed_device, store,
 };
 use r3_data::{Dataset, Popularity, Split};
 use r3_metrics::{BootstrapConfig, Format, Report};
