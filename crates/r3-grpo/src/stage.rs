@@ -72,7 +72,12 @@ fn policy(config: &GrpoConfig, n_train: usize) -> Policy {
 
 impl GrpoStage {
     /// Checks the model and the data and builds the stage (the backbone is frozen here).
-    pub(crate) fn assemble(config: GrpoConfig, model: LatentModel, data: GrpoData, device: Device) -> Result<Self> {
+    pub(crate) fn assemble(
+        config: GrpoConfig,
+        model: LatentModel,
+        (data, device): (GrpoData, Device),
+        registry: &Registry,
+    ) -> Result<Self> {
         let Some(ratt) = model.ratt.clone() else {
             return Err(Error::Data {
                 message: "the model has no LatentRATT: GRPO trains LatentRATT only (load an SFT model folder with \
@@ -101,7 +106,7 @@ impl GrpoStage {
                     .into(),
             });
         }
-        let reward = Arc::new(Registry::default().build(&config.grpo.reward_specs())?);
+        let reward = Arc::new(registry.build(&config.grpo.reward_specs())?);
         let reference = (config.grpo.beta > 0.0).then(|| ratt.valid());
         let stage = GrpoStage {
             optimizer: config.train.optimizer().adamw(),

@@ -89,10 +89,25 @@ impl GrpoTrainer {
     /// [`crate::Error::Data`] for a model without LatentRATT or latent tokens, too few train prompts, a missing
     /// trie; [`crate::Error::Train`] when the run folder already holds a run; reward and I/O errors.
     pub fn new(config: GrpoConfig, model: LatentModel, data: GrpoData, device: Device) -> Result<Self> {
+        Self::new_with(config, model, data, device, &Registry::default())
+    }
+
+    /// [`GrpoTrainer::new`] with the rewards of `grpo.rewards` built from `registry`: the way to train with
+    /// rewards registered by another crate (docs/extending.md), whose names [`Registry::default`] does not know.
+    ///
+    /// # Errors
+    /// As [`GrpoTrainer::new`]; an unknown reward name or invalid params.
+    pub fn new_with(
+        config: GrpoConfig,
+        model: LatentModel,
+        data: GrpoData,
+        device: Device,
+        registry: &Registry,
+    ) -> Result<Self> {
         config.validate("<config>")?;
         let base = PathBuf::from(&config.run.output_dir);
         let timestamped = config.run.timestamped;
-        let stage = GrpoStage::assemble(config, model, data, device)?;
+        let stage = GrpoStage::assemble(config, model, (data, device), registry)?;
         let inner = Trainer::new(stage, &base, timestamped, "GrpoTrainer")?;
         tracing::info!(run_dir = %inner.run_dir().display(), config = ?inner.stage().config, "GRPO run starts");
         Ok(GrpoTrainer { inner })
@@ -104,13 +119,28 @@ impl GrpoTrainer {
     /// # Errors
     /// As [`GrpoTrainer::new`], plus unreadable or mismatched checkpoints.
     pub fn resume(run_dir: &Path, model: LatentModel, data: GrpoData, device: Device) -> Result<Self> {
+        Self::resume_with(run_dir, model, data, device, &Registry::default())
+    }
+
+    /// [`GrpoTrainer::resume`] with the rewards built from `registry` (see [`GrpoTrainer::new_with`]).
+    ///
+    /// # Errors
+    /// As [`GrpoTrainer::resume`].
+    pub fn resume_with(
+        run_dir: &Path,
+        model: LatentModel,
+        data: GrpoData,
+        device: Device,
+        registry: &Registry,
+    ) -> Result<Self> {
         let config = GrpoConfig::from_file(&run_dir.join(CONFIG_FILE), &[])?;
-        let stage = GrpoStage::assemble(config, model, data, device)?;
+        let stage = GrpoStage::assemble(config, model, (data, device), registry)?;
         Ok(GrpoTrainer { inner: Trainer::resume(stage, run_dir)? })
     }
 
-    /// Builds the rewards of `grpo.rewards` from `registry` instead of [`Registry::default`] (to train with
-    /// rewards registered by another crate, see docs/extending.md).
+    /// Rebuilds the rewards of `grpo.rewards` from `registry` (a registry whose rewards replace built-in ones of
+    /// the same config names; for names [`Registry::default`] does not know, build with
+    /// [`GrpoTrainer::new_with`]).
     ///
     /// # Errors
     /// An unknown reward name or invalid params.

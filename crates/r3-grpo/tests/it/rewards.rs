@@ -1,5 +1,5 @@
 //! A custom reward plugged into a GRPO run through the documented API (`docs/extending.md`: register it in a
-//! `Registry`, name it in `grpo.rewards`, `GrpoTrainer::with_registry`), and proof that the run used it: the
+//! `Registry`, name it in `grpo.rewards`, `GrpoTrainer::new_with`), and proof that the run used it: the
 //! rewards logged in `metrics.jsonl` are exactly the ones it returned, and it was called for every micro-step.
 
 use std::sync::Arc;
@@ -47,8 +47,7 @@ fn a_registered_custom_reward_drives_the_run() -> Result<()> {
 
     let dir = tempfile::tempdir()?;
     cfg.run.output_dir = dir.path().display().to_string();
-    let trainer = GrpoTrainer::new(cfg, model(&device), data(), device)?;
-    let outcome = trainer.with_registry(&registry)?.run()?;
+    let outcome = GrpoTrainer::new_with(cfg, model(&device), data(), device, &registry)?.run()?;
     assert_eq!(outcome.summary.steps, 2);
     assert_eq!(calls.load(Ordering::SeqCst), 2 * 4, "one call per micro-step (advantage pool)");
     let lines = std::fs::read_to_string(dir.path().join("metrics.jsonl"))?;
