@@ -133,7 +133,19 @@ impl GrpoTrainer {
         device: Device,
         registry: &Registry,
     ) -> Result<Self> {
-        let config = GrpoConfig::from_file(&run_dir.join(CONFIG_FILE), &[])?;
+        let path = run_dir.join(CONFIG_FILE);
+        let config = GrpoConfig::from_file(&path, &[]).map_err(|e| {
+            // An SFT run's config fails on its first SFT-only key; say what the folder is instead.
+            if r3_train::SftConfig::from_file(&path, &[]).is_ok() {
+                return crate::Error::Checkpoint {
+                    path: run_dir.to_path_buf(),
+                    message: "is an SFT run, not a GRPO one: resume it with `latentr3 train sft --resume`, or start \
+                              LR-GRPO from its model folder (`model.checkpoint = \"RUN/model\"`)"
+                        .into(),
+                };
+            }
+            e
+        })?;
         let stage = GrpoStage::assemble(config, model, (data, device), registry)?;
         Ok(GrpoTrainer { inner: Trainer::resume(stage, run_dir)? })
     }
