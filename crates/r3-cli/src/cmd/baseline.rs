@@ -67,7 +67,8 @@ pub struct TrainArgs {
     /// Override the experiment's maximum number of epochs.
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Continue the run in the run folder from its last checkpoint (the same experiment and data).
+    /// Continue the run in the run folder from its last checkpoint (the same experiment and data); a folder that
+    /// already holds a run is continued without it as well.
     #[arg(long)]
     pub resume: bool,
     /// Override the experiment's seed.
@@ -291,7 +292,13 @@ fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         }
         Ok(())
     };
-    let (max_len, settings, resume) = (exp.max_len(), &exp.train, args.resume);
+    // A folder that holds a killed run of this experiment continues it (its checkpoints are checked against the
+    // settings, the data and the sample order); `xtask reproduce` reruns the same command after a kill.
+    let resume = args.resume || out.join("metrics.jsonl").is_file();
+    if resume {
+        tracing::info!(run = %out.display(), "continuing the run from its last checkpoint (delete the folder to restart)");
+    }
+    let (max_len, settings) = (exp.max_len(), &exp.train);
     let input =
         FitInput { seqs: &seqs, max_len, valid: &valid, settings, run_dir: &out, resume, stop_after_steps: None };
     let t = Instant::now();
