@@ -5,7 +5,6 @@
 //! cargo run --release -p r3-baselines --example train_eval -- sasrec CDs_and_Vinyl_5_2015-10-2018-11 OUT_DIR
 //! ```
 
-use std::io::Write;
 use std::time::Instant;
 
 use burn::module::Module;
@@ -37,12 +36,10 @@ fn main() -> anyhow::Result<()> {
         Evaluator::new(&ds.catalogue, ds.valid.iter().collect(), Cutoffs::new(vec![5, 10])?, exp.train.eval_batch)?;
     let device = Device::flex().autodiff();
     seed_device(&device, exp.train.seed);
-    let mut log = std::fs::File::create(out.join("metrics.jsonl"))?;
+    // `fit` writes the run folder (metrics.jsonl, checkpoints); the events print the epochs and keep the best model.
     let mut on_event = |e: Event<'_>| -> r3_baselines::Result<()> {
         if let Event::Epoch { report, model } = e {
-            let line = serde_json::to_string(report).unwrap_or_default();
-            writeln!(log, "{line}").map_err(|e| r3_baselines::Error::io(out.join("metrics.jsonl"), "append", e))?;
-            eprintln!("{line}");
+            eprintln!("{}", serde_json::to_string(report).unwrap_or_default());
             if report.best {
                 let meta = store::ModelMeta {
                     experiment: exp.clone(),
@@ -58,7 +55,16 @@ fn main() -> anyhow::Result<()> {
         Ok(())
     };
     let t = Instant::now();
-    let input = FitInput { seqs: &seqs, max_len: exp.max_len(), valid: &valid, settings: &exp.train };
+    let (max_len, settings) = (exp.max_len(), &exp.train);
+    let input = FitInput {
+        seqs: &seqs,
+        max_len,
+        valid: &valid,
+        settings,
+        run_dir: &out,
+        resume: false,
+        stop_after_steps: None,
+    };
     let fitted = fit(input, exp.init(n, &device), &mut on_event)?;
     let total_s = t.elapsed().as_secs_f64();
     let epochs = fitted.history.len();

@@ -58,6 +58,9 @@ pub enum Error {
     /// The metrics failed.
     #[error(transparent)]
     Metrics(#[from] r3_metrics::Error),
+    /// An error of the training loop (`r3-trainer`): the run folder, its checkpoints and metrics.
+    #[error(transparent)]
+    Trainer(#[from] r3_trainer::Error),
     /// The dataset failed.
     #[error(transparent)]
     Dataset(#[from] r3_data::Error),

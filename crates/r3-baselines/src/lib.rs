@@ -6,8 +6,9 @@
 //! - [`SasRec`], [`Gru4Rec`], [`Caser`] and [`AlphaRec`] (each `XConfig` → `init` → module; AlphaRec from the
 //!   items' language representations and the train graph), behind [`BaselineModel`]; an
 //!   experiment file ([`BaselineExperiment`], `experiments/baselines/*.toml`) holds their paper defaults.
-//! - [`fit`] trains with Adam on seeded mini-batches, validates NDCG@10 after every epoch and restores the best
-//!   epoch (early stopping).
+//! - [`fit`] trains with Adam on seeded mini-batches through the generic loop of `r3-trainer` (a run folder with
+//!   checkpoints, `metrics.jsonl` of [`BaselineRecord`]s and resume), validates NDCG@10 after every epoch and
+//!   restores the best epoch (early stopping).
 //! - [`Evaluator`] ranks the full catalogue after each row's history, maps the ranked ids to titles and scores the
 //!   resulting prediction records through `r3-metrics`, overall and per popularity bucket.
 //! - [`Assistant`] turns a trained model into D3's guidance ([`AssistantWeights`] implements
@@ -48,4 +49,6 @@ pub use model::{
     SasRecSettings, alpharec_train_settings,
 };
 pub use sasrec::{SasRec, SasRecConfig};
-pub use train::{EpochReport, Event, FitInput, FitOutput, TrainSettings, fit, seed_device};
+pub use train::{
+    BaselineRecord, EpochReport, Event, FitInput, FitOutput, RunConfig, RunSummary, TrainSettings, fit, seed_device,
+};

@@ -60,5 +60,16 @@ impl Error {
     }
 }
 
+impl From<r3_trainer::Error> for Error {
+    /// The generic loop's errors: a checkpoint that does not fit the run as [`Error::Checkpoint`], the others as
+    /// [`Error::Train`].
+    fn from(e: r3_trainer::Error) -> Self {
+        match e {
+            r3_trainer::Error::Checkpoint { path, message } => Error::Checkpoint { path, message },
+            other => Error::Train(r3_train::Error::from(other)),
+        }
+    }
+}
+
 /// The result type of `r3-grpo`.
 pub type Result<T> = std::result::Result<T, Error>;

@@ -10,12 +10,12 @@
 //!   prompt share its prefix KV cache, the reward reads the target's log-probs, no decoding) or the original GRPO
 //!   ([`GrpoStep::grpo`]: constrained rollouts from the noisy latents); [`surrogate`] is the clipped loss.
 //!   [`naive_noisy_logp`] is the official per-sample two-pass computation, the reference of the tests.
-//! - [`GrpoTrainer`] runs the loop: only LatentRATT is trained (the backbone is frozen and stays bit-identical),
+//! - [`GrpoTrainer`] runs the GRPO stage through the generic loop of `r3-trainer`: only LatentRATT is trained (the backbone is frozen and stays bit-identical),
 //!   gradient accumulation over the micro-steps of an optimizer step, global clipping, diagnostics per step
 //!   (JSONL and [`GrpoProgress`]), validation HR/NDCG by beam search with the best checkpoint kept, a stop with
 //!   the last good checkpoint on a NaN/inf loss or reward, and exact resume.
 //!   [`GrpoTrainer::with_parallel`] trains data-parallel over several devices and machines
-//!   ([`r3_train::parallel`]): each peer takes whole advantage pools, so `grpo.advantage_groups` does not change
+//!   ([`r3_trainer::parallel`]): each peer takes whole advantage pools, so `grpo.advantage_groups` does not change
 //!   with the number of devices, and the summed LatentRATT gradients equal the one-device ones.
 //!
 //! ```
@@ -30,8 +30,11 @@
 mod advantage;
 mod config;
 mod error;
+mod metrics;
 mod naive;
 mod noise;
+mod pools;
+mod stage;
 mod step;
 mod trainer;
 
@@ -41,6 +44,7 @@ pub use config::{
     GrpoTrainConfig,
 };
 pub use error::{Error, Result};
+pub use metrics::{GrpoMetric, GrpoOutcome, GrpoProgress, GrpoState, GrpoStepInfo, GrpoSummary, NoGrpoProgress};
 pub use naive::naive_noisy_logp;
 pub use noise::{NoiseKey, NoiseShape, latent_noise};
 pub use step::{
@@ -48,8 +52,7 @@ pub use step::{
     surrogate,
 };
 pub use trainer::{
-    CONFIG_FILE, GrpoData, GrpoMetric, GrpoOutcome, GrpoProgress, GrpoState, GrpoStepInfo, GrpoSummary, GrpoTrainer,
-    METRICS_FILE, NoGrpoProgress, Validation, freeze_backbone, total_steps, validation_subset,
+    CONFIG_FILE, GrpoData, GrpoTrainer, METRICS_FILE, Validation, freeze_backbone, total_steps, validation_subset,
 };
 
 /// The device of the unit tests (the flex CPU backend, enabled for tests only).

@@ -127,5 +127,22 @@ impl Error {
     }
 }
 
+impl From<r3_trainer::Error> for Error {
+    /// The generic loop's errors, variant by variant.
+    fn from(e: r3_trainer::Error) -> Self {
+        use r3_trainer::Error as E;
+        match e {
+            E::Io { path, action, source } => Error::Io { path, action, source },
+            E::Checkpoint { path, message } => Error::Checkpoint { path, message },
+            E::Record { path, message } => Error::Record { path, message },
+            E::Json { path, source } => Error::Json { path, source },
+            E::Data { message } => Error::Data { message },
+            E::Parallel { message } => Error::Parallel { message },
+            E::R3Data(e) => Error::R3Data(e),
+            other => Error::Data { message: other.to_string() },
+        }
+    }
+}
+
 /// `Result` with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;

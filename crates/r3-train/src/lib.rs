@@ -6,7 +6,7 @@
 //!   128, ≤ 3 epochs, patience 1, 20 warm-up steps then linear decay, no weight decay, clip 1.0, cutoff 512).
 //! - [`SftModel`] is what the trainer needs from a model: the summed NLL of a batch's target tokens
 //!   ([`target_nll`] computes it from logits). The latent model of `r3-latent` implements it.
-//! - [`SftTrainer`] runs the loop: seeded epoch shuffles, micro-batch gradient accumulation normalised by the
+//! - [`SftTrainer`] runs the SFT stage through the generic loop of `r3-trainer`: seeded epoch shuffles, micro-batch gradient accumulation normalised by the
 //!   target tokens of the whole global batch, AdamW with [`LinearSchedule`], global grad-norm clipping
 //!   ([`grads::clip_global_norm`]), validation and early stopping with the best checkpoint restored. It writes
 //!   the run folder ([`run`]: `config.resolved.toml`, `env.json`, `metrics.jsonl`, `summary.json`) and atomic
@@ -37,16 +37,16 @@
 pub mod checkpoint;
 pub mod config;
 mod error;
-pub mod grads;
 pub mod latent;
 pub mod lora;
 mod model;
 pub mod optim;
-pub mod parallel;
 pub mod progress;
 pub mod run;
-mod schedule;
+mod stage;
 mod trainer;
+
+pub use r3_trainer::{CosineSchedule, LinearSchedule, grads, parallel};
 
 pub use config::{
     DataConfig, Dtype, LatentConfig, LoraConfig, ModelConfig, OptimizerSettings, PaperCell, RunConfig, SftConfig,
@@ -56,7 +56,6 @@ pub use error::{Error, Result};
 pub use latent::{LatentMeta, LatentSetup, build_latent, load_model_dir, save_model_dir};
 pub use model::{Nll, SftModel, target_nll};
 pub use progress::{EvalInfo, NoProgress, StartInfo, StepInfo, TrainProgress};
-pub use schedule::{CosineSchedule, LinearSchedule};
 pub use trainer::{Collate, SftData, SftOutcome, SftSummary, SftTrainer, epoch_order, total_steps};
 
 /// The device of the unit tests (the flex CPU backend, enabled for tests only).

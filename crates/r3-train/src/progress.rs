@@ -71,3 +71,34 @@ pub trait TrainProgress {
 pub struct NoProgress;
 
 impl TrainProgress for NoProgress {}
+
+/// Turns the generic loop's callbacks into a [`TrainProgress`]'s.
+pub(crate) struct SftProgress(pub(crate) Box<dyn TrainProgress>);
+
+impl r3_trainer::Progress<crate::run::MetricRecord> for SftProgress {
+    fn on_start(&mut self, info: &r3_trainer::StartInfo<'_>) {
+        self.0.on_start(&StartInfo {
+            run_dir: info.run_dir,
+            start_step: info.start_step,
+            total_steps: info.total_steps,
+            train_samples: info.train_len,
+            valid_samples: info.valid_len,
+        });
+    }
+
+    fn on_step(&mut self, record: &crate::run::MetricRecord, m: &r3_trainer::StepMeta) {
+        if let crate::run::MetricRecord::Step { loss, grad_norm, tokens_per_s, .. } = *record {
+            let (step, total_steps, epoch, lr, eta_s) = (m.step, m.total_steps, m.epoch, m.lr, m.eta_s);
+            self.0.on_step(&StepInfo { step, total_steps, epoch, loss, lr, grad_norm, tokens_per_s, eta_s });
+        }
+    }
+
+    fn on_eval(&mut self, _record: &crate::run::MetricRecord, m: &r3_trainer::EvalMeta) {
+        let (step, epoch, improved) = (m.step, m.epoch, m.improved);
+        self.0.on_eval(&EvalInfo { step, epoch, val_loss: m.metric, best_val_loss: m.best, improved });
+    }
+
+    fn on_end(&mut self, summary: &r3_trainer::LoopSummary) {
+        self.0.on_end(&crate::SftSummary::from(summary));
+    }
+}

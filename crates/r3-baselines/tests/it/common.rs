@@ -91,7 +91,10 @@ pub fn fit_and_measure(
         }
         Ok::<(), Error>(())
     };
-    let out = fit(FitInput { seqs, max_len, valid: eval, settings }, model, &mut on_event).unwrap();
+    let run = tempfile::tempdir().unwrap();
+    let input =
+        FitInput { seqs, max_len, valid: eval, settings, run_dir: run.path(), resume: false, stop_after_steps: None };
+    let out = fit(input, model, &mut on_event).unwrap();
     let after = eval.metrics(&out.model).unwrap();
     Measured { before, after, losses, out }
 }

@@ -39,7 +39,16 @@ fn guidance_scale_one_is_neutral_and_lower_scales_follow_the_assistant() {
     exp.train.lr = 5e-3;
     let device = test_device().autodiff();
     seed_device(&device, 1);
-    let input = FitInput { seqs: &seqs, max_len: exp.max_len(), valid: &eval, settings: &exp.train };
+    let run = tempfile::tempdir().unwrap();
+    let input = FitInput {
+        seqs: &seqs,
+        max_len: exp.max_len(),
+        valid: &eval,
+        settings: &exp.train,
+        run_dir: run.path(),
+        resume: false,
+        stop_after_steps: None,
+    };
     let out = fit(input, exp.init(n, &device), &mut |_| Ok::<(), Error>(())).unwrap();
     let assistant = Assistant::new(&out.model.valid());
 

@@ -6,6 +6,7 @@
 //!   round-trip; experiment files refuse unknown keys;
 //! - `guidance`: D3's assistant guidance with scale 1 changes nothing and moves the beams toward the assistant's
 //!   ranking as the scale goes to 0;
+//! - `resume`: a killed run resumes to the weights of an uninterrupted one, bit for bit;
 //! - `real_data` (slow, `R3_SLOW=1`): a short SASRec run on the CDs data beats the popularity-free chance level.
 
 mod alpharec;
@@ -13,3 +14,4 @@ mod common;
 mod guidance;
 mod models;
 mod real_data;
+mod resume;

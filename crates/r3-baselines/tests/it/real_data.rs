@@ -23,7 +23,16 @@ fn sasrec_learns_on_cds() {
     exp.train.epochs = 3;
     let device = test_device().autodiff();
     seed_device(&device, exp.train.seed);
-    let input = FitInput { seqs: &seqs, max_len: exp.max_len(), valid: &eval, settings: &exp.train };
+    let run = tempfile::tempdir().unwrap();
+    let input = FitInput {
+        seqs: &seqs,
+        max_len: exp.max_len(),
+        valid: &eval,
+        settings: &exp.train,
+        run_dir: run.path(),
+        resume: false,
+        stop_after_steps: None,
+    };
     let out = fit(input, exp.init(n, &device), &mut |_| Ok::<(), Error>(())).unwrap();
     let chance = 10.0 / n as f64;
     let hr = out.history.iter().map(|r| r.valid_hr10).fold(0.0, f64::max);

@@ -17,7 +17,6 @@
 //! `eval` ranks a split with the model of a run folder (`--out`, or `--checkpoint` for a model folder elsewhere)
 //! and writes `<split>/predictions.json` and `<split>/metrics.json` into the run folder.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -25,7 +24,10 @@ use anyhow::{Context, bail};
 use burn::module::Module;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use r3_backbone::HiddenInput;
-use r3_baselines::{BaselineExperiment, Evaluator, Event, FitInput, ModelKind, Sequences, fit, seed_device, store};
+use r3_baselines::{
+    BaselineExperiment, BaselineModel, EpochReport, Evaluator, Event, FitInput, FitOutput, ModelKind, RunConfig,
+    RunSummary, Sequences, fit, seed_device, store,
+};
 use r3_data::{Dataset, Popularity, Split};
 use r3_metrics::{BootstrapConfig, Format, Report};
 use serde_json::json;
@@ -65,6 +67,10 @@ pub struct TrainArgs {
     /// Override the experiment's maximum number of epochs.
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// Continue the run in the run folder from its last checkpoint (the same experiment and data); a folder that
+    /// already holds a run is continued without it as well.
+    #[arg(long)]
+    pub resume: bool,
     /// Override the experiment's seed.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -160,7 +166,9 @@ fn evaluate_split(
     Ok((report, popularity))
 }
 
-fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
+/// The experiment of `baseline train`'s flags (the file's, or the model's defaults, with the overrides) and its
+/// dataset.
+fn experiment(args: &TrainArgs) -> anyhow::Result<(BaselineExperiment, DatasetArgs)> {
     let mut exp = match (&args.config, args.model) {
         (Some(path), model) => {
             let e = BaselineExperiment::read(path)?;
@@ -198,6 +206,44 @@ fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     };
     exp.stem = Some(dataset.stem.clone());
     exp.validate()?;
+    Ok((exp, dataset))
+}
+
+/// The untrained model on `ad` (AlphaRec reads or computes the items' language representations into `out`).
+fn init_model(
+    exp: &BaselineExperiment,
+    ds: &Dataset,
+    seqs: &Sequences,
+    out: &Path,
+    dev: &Device,
+) -> anyhow::Result<BaselineModel> {
+    let ad = dev.clone().autodiff();
+    if exp.model == ModelKind::Alpharec {
+        let titles = ds.catalogue.titles();
+        let lm = text_embeddings(&exp.alpharec.backbone, titles, exp.alpharec.embed_batch, out, dev)?;
+        seed_device(&ad, exp.train.seed);
+        return Ok(exp.init_alpharec(&lm.values, lm.d, seqs, &ad)?);
+    }
+    seed_device(&ad, exp.train.seed);
+    Ok(exp.init(ds.catalogue.len(), &ad))
+}
+
+/// Logs an epoch through tracing, so that the epochs are logged when stderr is not a terminal (the bar is hidden).
+fn log_epoch(report: &EpochReport) {
+    tracing::info!(
+        epoch = report.epoch,
+        loss = format!("{:.4}", report.loss),
+        valid_hr10 = format!("{:.4}", report.valid_hr10),
+        valid_ndcg10 = format!("{:.4}", report.valid_ndcg10),
+        train_s = format!("{:.1}", report.train_s),
+        valid_s = format!("{:.1}", report.valid_s),
+        best = report.best,
+        "epoch"
+    );
+}
+
+fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
+    let (exp, dataset) = experiment(args)?;
     super::popularity_config(args.table.coverage)?;
     let data = dataset.dir()?;
     let ds = dataset.load(&data)?;
@@ -205,50 +251,18 @@ fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     let out = args.out.clone().unwrap_or_else(|| default_out(exp.model, &dataset.stem));
     std::fs::create_dir_all(&out).with_context(|| format!("creating the run folder {}", out.display()))?;
     let dev = device::select(args.device)?;
-    write_json(
-        &out.join("config.json"),
-        &json!({
-            "experiment": exp,
-            "data": data.display().to_string(),
-            "stem": dataset.stem,
-            "n_items": n,
-            "device": format!("{dev:?}"),
-        }),
-    )?;
+    let (data, stem, device) = (data.display().to_string(), dataset.stem.clone(), format!("{dev:?}"));
+    RunConfig { experiment: exp.clone(), data, stem, n_items: n, device }.write(&out)?;
     let seqs = Sequences::from_train(&ds.train, n);
-    let valid_rows: Vec<_> = if exp.train.valid_limit > 0 {
-        r3_train::seeded_subset(ds.valid.len(), exp.train.valid_limit, exp.train.seed)
-            .into_iter()
-            .map(|i| &ds.valid[i])
-            .collect()
-    } else {
-        ds.valid.iter().collect()
-    };
+    let valid_rows: Vec<_> = r3_train::seeded_subset(ds.valid.len(), exp.train.valid_limit, exp.train.seed)
+        .into_iter()
+        .map(|i| &ds.valid[i])
+        .collect();
     let valid =
         Evaluator::new(&ds.catalogue, valid_rows, r3_metrics::Cutoffs::new(vec![5, 10])?, exp.train.eval_batch)?;
-    tracing::info!(
-        model = %exp.model,
-        users = seqs.seqs.len(),
-        targets = seqs.n_targets(),
-        items = n,
-        valid = valid.rows().len(),
-        run = %out.display(),
-        "training"
-    );
-
-    let ad = dev.clone().autodiff();
-    let model = if exp.model == ModelKind::Alpharec {
-        let titles = ds.catalogue.titles();
-        let lm = text_embeddings(&exp.alpharec.backbone, titles, exp.alpharec.embed_batch, &out, &dev)?;
-        seed_device(&ad, exp.train.seed);
-        exp.init_alpharec(&lm.values, lm.d, &seqs, &ad)?
-    } else {
-        seed_device(&ad, exp.train.seed);
-        exp.init(n, &ad)
-    };
-    let metrics_path = out.join("metrics.jsonl");
-    let mut metrics_file =
-        std::fs::File::create(&metrics_path).with_context(|| format!("creating {}", metrics_path.display()))?;
+    let (users, targets, rows) = (seqs.seqs.len(), seqs.n_targets(), valid.rows().len());
+    tracing::info!(model = %exp.model, users, targets, items = n, valid = rows, run = %out.display(), "training");
+    let model = init_model(&exp, &ds, &seqs, &out, &dev)?;
     let bar = crate::progress::step_bar("{prefix:>9} [{bar:30}] {pos}/{len} steps {msg} eta {eta}", "epoch 1");
     let model_dir = out.join("model");
     let mut on_event = |e: Event<'_>| -> r3_baselines::Result<()> {
@@ -262,24 +276,7 @@ fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
                 bar.set_message(format!("loss {loss:.4}"));
             }
             Event::Epoch { report, model } => {
-                let line = serde_json::to_string(report)
-                    .map_err(|e| r3_baselines::Error::Json { path: metrics_path.clone(), source: e })?;
-                writeln!(metrics_file, "{line}")
-                    .and_then(|()| metrics_file.sync_data())
-                    .map_err(|e| r3_baselines::Error::io(&metrics_path, "append to", e))?;
-                // Through tracing, so that the epochs are logged when stderr is not a terminal (the bar is hidden).
-                bar.suspend(|| {
-                    tracing::info!(
-                        epoch = report.epoch,
-                        loss = format!("{:.4}", report.loss),
-                        valid_hr10 = format!("{:.4}", report.valid_hr10),
-                        valid_ndcg10 = format!("{:.4}", report.valid_ndcg10),
-                        train_s = format!("{:.1}", report.train_s),
-                        valid_s = format!("{:.1}", report.valid_s),
-                        best = report.best,
-                        "epoch"
-                    )
-                });
+                bar.suspend(|| log_epoch(report));
                 if report.best {
                     let meta = store::ModelMeta {
                         experiment: exp.clone(),
@@ -295,37 +292,45 @@ fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         }
         Ok(())
     };
-    let input = FitInput { seqs: &seqs, max_len: exp.max_len(), valid: &valid, settings: &exp.train };
+    // A folder that holds a killed run of this experiment continues it (its checkpoints are checked against the
+    // settings, the data and the sample order); `xtask reproduce` reruns the same command after a kill.
+    let resume = args.resume || out.join("metrics.jsonl").is_file();
+    if resume {
+        tracing::info!(run = %out.display(), "continuing the run from its last checkpoint (delete the folder to restart)");
+    }
+    let (max_len, settings) = (exp.max_len(), &exp.train);
+    let input =
+        FitInput { seqs: &seqs, max_len, valid: &valid, settings, run_dir: &out, resume, stop_after_steps: None };
     let t = Instant::now();
     let fitted = fit(input, model, &mut on_event)?;
     bar.finish_and_clear();
-    let total_s = t.elapsed().as_secs_f64();
+    finish(args, &exp, &ds, &fitted, (&out, t.elapsed().as_secs_f64()))
+}
+
+/// Prints the run's outcome, evaluates the best model on the test split and writes `summary.json`.
+fn finish(
+    args: &TrainArgs,
+    exp: &BaselineExperiment,
+    ds: &Dataset,
+    fitted: &FitOutput,
+    (out, total_s): (&Path, f64),
+) -> anyhow::Result<()> {
+    let stem = exp.stem.clone().unwrap_or_default();
     let epochs = fitted.history.len();
     let train_s: f64 = fitted.history.iter().map(|r| r.train_s).sum();
+    let (best_epoch, valid_ndcg10) = (fitted.best_epoch, fitted.best_ndcg10);
     println!(
-        "{} on {}: best epoch {} of {epochs} (valid NDCG@10 {:.4}); {:.1} s training per epoch, {:.0} s in all",
+        "{} on {stem}: best epoch {best_epoch} of {epochs} (valid NDCG@10 {valid_ndcg10:.4}); {:.1} s training per \
+         epoch, {total_s:.0} s in all",
         exp.model,
-        dataset.stem,
-        fitted.best_epoch,
-        fitted.best_ndcg10,
         train_s / epochs as f64,
-        total_s
     );
     let (report, _) =
-        evaluate_split(&fitted.model, &ds, Split::Test, &args.table, &out.join("test"), exp.train.eval_batch)?;
-    write_json(
-        &out.join("summary.json"),
-        &json!({
-            "model": exp.model,
-            "stem": dataset.stem,
-            "best_epoch": fitted.best_epoch,
-            "epochs": epochs,
-            "valid_ndcg10": fitted.best_ndcg10,
-            "train_s_per_epoch": train_s / epochs as f64,
-            "total_s": total_s,
-            "test": report.by_title,
-        }),
-    )?;
+        evaluate_split(&fitted.model, ds, Split::Test, &args.table, &out.join("test"), exp.train.eval_batch)?;
+    let train_s_per_epoch = train_s / epochs as f64;
+    let test = report.by_title.clone();
+    RunSummary { model: exp.model, stem, best_epoch, epochs, valid_ndcg10, train_s_per_epoch, total_s, test }
+        .write(out)?;
     print!("{}", report.to_table());
     println!("run folder: {}", out.display());
     Ok(())
@@ -372,6 +377,32 @@ fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
 /// AlphaRec's item language representations: read from `out/text_embeddings.safetensors` when it was computed by
 /// `backbone` for these titles, otherwise computed (mean-pooled final hidden states of each title, in batches of
 /// `batch` titles of similar length) and written there.
+/// The text embeddings cached at `path` when they are of `backbone` and of these titles.
+fn cached_embeddings(
+    path: &Path,
+    backbone: &str,
+    n_titles: usize,
+    hash: &str,
+) -> anyhow::Result<Option<store::TextEmbeddings>> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let cached = store::read_text_embeddings(path)?;
+    if cached.backbone == backbone && cached.n_titles() == n_titles && cached.titles_hash == hash {
+        tracing::info!(path = %path.display(), backbone, d = cached.d, "reusing the text embeddings");
+        return Ok(Some(cached));
+    }
+    tracing::warn!(
+        path = %path.display(),
+        cached_backbone = cached.backbone,
+        cached_titles = cached.n_titles(),
+        backbone,
+        titles = n_titles,
+        "the cached text embeddings are of another backbone or catalogue: recomputing them"
+    );
+    Ok(None)
+}
+
 fn text_embeddings(
     backbone: &str,
     titles: &[String],
@@ -381,20 +412,8 @@ fn text_embeddings(
 ) -> anyhow::Result<store::TextEmbeddings> {
     let path = out.join(store::TEXT_EMBEDDINGS_FILE);
     let hash = store::titles_hash(titles);
-    if path.is_file() {
-        let cached = store::read_text_embeddings(&path)?;
-        if cached.backbone == backbone && cached.n_titles() == titles.len() && cached.titles_hash == hash {
-            tracing::info!(path = %path.display(), backbone, d = cached.d, "reusing the text embeddings");
-            return Ok(cached);
-        }
-        tracing::warn!(
-            path = %path.display(),
-            cached_backbone = cached.backbone,
-            cached_titles = cached.n_titles(),
-            backbone,
-            titles = titles.len(),
-            "the cached text embeddings are of another backbone or catalogue: recomputing them"
-        );
+    if let Some(cached) = cached_embeddings(&path, backbone, titles.len(), &hash)? {
+        return Ok(cached);
     }
     let source = crate::model_source::resolve(backbone)?;
     let loaded = crate::model_source::load(&source, device)?;

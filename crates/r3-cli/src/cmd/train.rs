@@ -111,6 +111,19 @@ pub fn run(command: &TrainCommand) -> anyhow::Result<()> {
     }
 }
 
+/// Checks what a run needs besides the model before anything is fetched: the dataset stem, and the prompt word
+/// of its category.
+fn check_before_fetch(config: &SftConfig) -> anyhow::Result<()> {
+    if config.data.stem.is_empty() {
+        anyhow::bail!(
+            "config key `data.stem` is not set: name the dataset's split files, e.g. `stem = \"CDs_and_Vinyl_5_2015-10-\
+             2018-11\"` under [data] in the config file, or `--set data.stem=CDs_and_Vinyl_5_2015-10-2018-11`"
+        );
+    }
+    r3_train::latent::encoder_config(config)?;
+    Ok(())
+}
+
 fn run_sft(args: &SftArgs) -> anyhow::Result<()> {
     let mut overrides = args.set.clone();
     if args.no_latent {
@@ -122,6 +135,7 @@ fn run_sft(args: &SftArgs) -> anyhow::Result<()> {
     let paths = RunPaths { config: args.config.as_deref(), resume: args.resume.as_deref() };
     let mut config = paths.load("config.resolved.toml", "latentr3 train sft", &overrides, SftConfig::from_file)?;
     config.validate("config")?;
+    check_before_fetch(&config)?;
     let (device, parallel) = train_devices(args.device, &args.devices)?;
     config.run.output_dir = rank_output_dir(&config.run.output_dir, parallel.as_ref());
     let autodiff = device.clone().autodiff();

@@ -70,8 +70,10 @@ fn alpharec_trains_from_cached_text_embeddings_and_evaluates() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(read_json(&run.join("valid").join("metrics.json"))["rows"], 4532);
     // The valid ranking of `eval` is the one validation saw for the best (only) epoch.
-    let line = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
-    let epoch: Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    // metrics.jsonl holds a record per step and per epoch (`kind`); the first epoch's validation:
+    let lines = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let records: Vec<Value> = lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let epoch = records.iter().find(|r| r["kind"] == "epoch").expect("an epoch record");
     let report = &read_json(&run.join("valid").join("metrics.json"))["report"];
     let at10 = report["by_title"]["k"].as_array().unwrap().iter().position(|k| k == 10).unwrap();
     let ndcg10 = report["by_title"]["ndcg"][at10].as_f64().unwrap();

@@ -157,3 +157,16 @@ fn bench_sft_prints_one_json_line_and_dumps_its_batch() {
     assert_eq!(samples[0]["prompt_ids"][0], 1, "SmolLM2 prompts start with BOS");
     assert_eq!(samples[0]["target_ids"].as_array().unwrap().last().unwrap(), 2, "targets end with EOS");
 }
+
+/// An empty config is checked whole before any model is fetched: the missing `data.stem` is its own error (it
+/// failed after loading the default model, with "no prompt word for the dataset ``").
+#[test]
+fn an_empty_config_names_the_missing_stem_before_fetching() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.toml");
+    std::fs::write(&path, "").unwrap();
+    let out = latentr3(&["train", "sft", "--config", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(err.contains("`data.stem` is not set") && !err.contains("prompt word"), "{err}");
+}

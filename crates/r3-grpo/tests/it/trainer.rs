@@ -186,3 +186,14 @@ fn iterations_reuse_the_generation_and_beta_reports_kl() -> Result<()> {
     assert!(kl[1] > 0.0, "KL after an update: {kl:?}");
     Ok(())
 }
+
+/// Resuming an SFT run folder as a GRPO run names what the folder is (it said "unknown key data.category").
+#[test]
+fn resuming_an_sft_run_as_grpo_says_so() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("config.resolved.toml"), r3_train::SftConfig::default().to_toml()?)?;
+    let device = test_device();
+    let err = GrpoTrainer::resume(dir.path(), model(&device), data(), device).err().expect("an SFT run is refused");
+    assert!(err.to_string().contains("is an SFT run"), "{err}");
+    Ok(())
+}

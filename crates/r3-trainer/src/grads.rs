@@ -1,6 +1,6 @@
 //! Gradient bookkeeping over a whole module: accumulation across micro-batches and global-norm clipping.
 //!
-//! burn's `GradientClipping::Norm` clips every tensor by its own norm; PAPER.md §4 (\[CODE\], HF
+//! burn's `GradientClipping::Norm` clips every tensor by its own norm; the paper's setting (\[CODE\], HF
 //! `max_grad_norm = 1.0`, i.e. `torch.nn.utils.clip_grad_norm_`) clips by the norm of *all* gradients together.
 
 use burn::module::{Module, ModuleVisitor, Param};

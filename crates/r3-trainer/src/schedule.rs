@@ -29,7 +29,7 @@ impl LinearSchedule {
 }
 
 /// Linear warm-up from 0 to `peak_lr`, then cosine decay to 0 at `total` (HF `get_cosine_schedule_with_warmup`
-/// with half a cycle, which TRL's `lr_scheduler_type = "cosine"` uses; the LR-GRPO stage, PAPER.md §4).
+/// with half a cycle, which TRL's `lr_scheduler_type = "cosine"` uses; the LR-GRPO stage).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CosineSchedule {
     /// The learning rate at the end of the warm-up.
@@ -49,6 +49,28 @@ impl CosineSchedule {
         }
         let progress = (step - self.warmup) as f64 / (self.total.saturating_sub(self.warmup)).max(1) as f64;
         self.peak_lr * (0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos())).max(0.0)
+    }
+}
+
+/// The schedule of a stage's [`crate::Policy`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Schedule {
+    /// Linear warm-up and decay (SFT).
+    Linear(LinearSchedule),
+    /// Linear warm-up and cosine decay (LR-GRPO).
+    Cosine(CosineSchedule),
+    /// One learning rate throughout (the baselines' Adam).
+    Constant(f64),
+}
+
+impl Schedule {
+    /// The learning rate of the optimizer step with 0-based index `step`.
+    pub fn lr(&self, step: u64) -> f64 {
+        match self {
+            Schedule::Linear(s) => s.lr(step),
+            Schedule::Cosine(s) => s.lr(step),
+            Schedule::Constant(lr) => *lr,
+        }
     }
 }
 

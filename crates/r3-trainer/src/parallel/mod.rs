@@ -45,18 +45,25 @@
 //!   yet", `burn-remote-0.22.1/src/client/runner.rs:170-185`). burn 0.22.1 has no inter-node collective (the
 //!   separate `burn-collective` crate stops at 0.21 and does not build against 0.22).
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Condvar, Mutex, mpsc};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::module::Module;
 use burn::optim::GradientsParams;
-use burn::tensor::distributed::{DistributedConfig, DistributedContext, ReduceOperation, all_reduce};
-use burn::tensor::{Device, FloatDType, Tensor, TensorData};
+use burn::tensor::Device;
+use burn::tensor::distributed::{DistributedConfig, DistributedContext, ReduceOperation};
 
 use crate::error::{Error, Result};
+
+mod hub;
+mod tcp;
+mod visit;
+mod worker;
+
+pub use hub::Transport;
+pub use worker::{Peers, Worker};
+
+use hub::Hub;
+use visit::{BurnReduce, Flatten, ParamValues, SetParams, Unflatten};
 
 /// The environment variable with the rank of this process (0-based) in a multi-machine run.
 pub const ENV_RANK: &str = "R3_RANK";
@@ -199,8 +206,11 @@ impl ParallelConfig {
                     .into(),
             });
         }
-        let remote =
-            if self.launch.world_size > 1 { Some(Arc::new(Mutex::new(Remote::connect(&self.launch)?))) } else { None };
+        let remote = if self.launch.world_size > 1 {
+            Some(Arc::new(Mutex::new(Box::new(tcp::Remote::connect(&self.launch)?) as Box<dyn Transport>)))
+        } else {
+            None
+        };
         let context = (self.reduction == Reduction::Burn).then(|| {
             let devices: Vec<Device> = self.devices.iter().map(|d| d.clone().inner()).collect();
             Arc::new(DistributedContext::init(devices, DistributedConfig { all_reduce_op: ReduceOperation::Sum }))
@@ -235,7 +245,7 @@ pub struct Peer {
     local: usize,
     device: Device,
     hub: Arc<Hub>,
-    remote: Option<Arc<Mutex<Remote>>>,
+    remote: Option<Arc<Mutex<Box<dyn Transport>>>>,
     burn: Option<(Vec<Device>, Arc<DistributedContext>)>,
 }
 
@@ -377,415 +387,10 @@ impl Peer {
     }
 }
 
-/// Every trainable parameter's values, flattened in visiting order.
-struct ParamValues(Vec<f64>);
-
-impl ModuleVisitor for ParamValues {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let value = param.val();
-        if value.is_require_grad() {
-            let data: Vec<f32> =
-                value.inner().cast(FloatDType::F32).into_data().convert::<f32>().try_to_vec().expect("f32 weights");
-            self.0.extend(data.into_iter().map(f64::from));
-        }
-    }
-}
-
-/// Sets every trainable parameter from a flat vector (the inverse of [`ParamValues`]), keeping its id, device,
-/// dtype and `require_grad`.
-struct SetParams<'a> {
-    values: &'a [f64],
-    at: usize,
-}
-
-impl ModuleMapper for SetParams<'_> {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let (id, tensor, mapper) = param.consume();
-        if !tensor.is_require_grad() {
-            return Param::from_mapped_value(id, tensor, mapper);
-        }
-        let shape = tensor.shape();
-        let n = shape.num_elements();
-        let data: Vec<f32> = self.values[self.at..self.at + n].iter().map(|&x| x as f32).collect();
-        self.at += n;
-        let fresh =
-            Tensor::<D>::from_data(TensorData::new(data, shape), &tensor.device()).cast(tensor.dtype()).require_grad();
-        Param::from_mapped_value(id, fresh, mapper)
-    }
-}
-
-/// Reads the trainable parameters' gradients (zeros where this peer has none) into one f64 vector, with one
-/// presence flag per trainable parameter. With `host = false` only the flags are read (burn reduces the tensors).
-struct Flatten<'a> {
-    grads: Option<&'a GradientsParams>,
-    host: bool,
-    present: Vec<f64>,
-    values: Vec<f64>,
-}
-
-impl ModuleVisitor for Flatten<'_> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let value = param.val();
-        if !value.is_require_grad() {
-            return;
-        }
-        let grad = self.grads.and_then(|g| g.get::<D>(param.id));
-        self.present.push(if grad.is_some() { 1.0 } else { 0.0 });
-        if !self.host {
-            return;
-        }
-        match grad {
-            Some(g) => {
-                let data: Vec<f32> =
-                    g.cast(FloatDType::F32).into_data().convert::<f32>().try_to_vec().expect("f32 gradient data");
-                self.values.extend(data.into_iter().map(f64::from));
-            }
-            None => self.values.extend(std::iter::repeat_n(0.0, value.shape().num_elements())),
-        }
-    }
-}
-
-/// Turns the summed flat vector back into gradients on each parameter's device and dtype.
-struct Unflatten<'a> {
-    values: &'a [f64],
-    present: &'a [bool],
-    at: usize,
-    index: usize,
-    out: GradientsParams,
-}
-
-impl ModuleVisitor for Unflatten<'_> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let value = param.val();
-        if !value.is_require_grad() {
-            return;
-        }
-        let shape = value.shape();
-        let n = shape.num_elements();
-        let slice = &self.values[self.at..self.at + n];
-        self.at += n;
-        let present = self.present[self.index];
-        self.index += 1;
-        if present {
-            let data: Vec<f32> = slice.iter().map(|&x| x as f32).collect();
-            let device = value.device().inner();
-            let grad = Tensor::<D>::from_data(TensorData::new(data, shape), &device).cast(value.dtype());
-            self.out.register::<D>(param.id, grad);
-        }
-    }
-}
-
-/// burn's collective all-reduce of every trainable parameter's gradient (zeros where this peer has none), in
-/// the visiting order, which is the same on every peer.
-struct BurnReduce<'a> {
-    grads: GradientsParams,
-    devices: &'a [Device],
-    present: &'a [bool],
-    index: usize,
-    out: GradientsParams,
-}
-
-impl ModuleVisitor for BurnReduce<'_> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let value = param.val();
-        if !value.is_require_grad() {
-            return;
-        }
-        let present = self.present[self.index];
-        self.index += 1;
-        let grad = self.grads.remove::<D>(param.id).unwrap_or_else(|| value.clone().inner().zeros_like());
-        // Every peer calls the all-reduce for every trainable parameter, present anywhere or not, so that the
-        // collective calls match one to one.
-        let summed = all_reduce(grad, ReduceOperation::Sum, self.devices.to_vec()).resolve();
-        if present {
-            self.out.register::<D>(param.id, summed);
-        }
-    }
-}
-
-/// A worker thread of a data-parallel trainer (one per local peer but the first): jobs in, one result per job
-/// out. Dropping it closes the job channel and joins the thread.
-pub struct Worker<J, E = Error> {
-    jobs: Option<mpsc::Sender<J>>,
-    done: mpsc::Receiver<std::result::Result<(), E>>,
-    handle: Option<JoinHandle<()>>,
-}
-
-impl<J: Send + 'static, E: From<Error> + Send + 'static> Worker<J, E> {
-    /// Starts a thread named `name` that runs `work` on every job until the channel closes.
-    ///
-    /// # Errors
-    /// [`Error::Parallel`] when the thread cannot be started.
-    pub fn spawn(
-        name: String,
-        mut work: impl FnMut(J) -> std::result::Result<(), E> + Send + 'static,
-    ) -> std::result::Result<Self, E> {
-        let (jobs, rx) = mpsc::channel::<J>();
-        let (tx, done) = mpsc::channel();
-        let handle = std::thread::Builder::new()
-            .name(name.clone())
-            .spawn(move || {
-                for job in rx {
-                    if tx.send(work(job)).is_err() {
-                        break;
-                    }
-                }
-            })
-            .map_err(|e| Error::Parallel { message: format!("cannot start the thread {name}: {e}") })?;
-        Ok(Worker { jobs: Some(jobs), done, handle: Some(handle) })
-    }
-
-    /// Hands a job to the thread.
-    ///
-    /// # Errors
-    /// [`Error::Parallel`] when the thread has stopped.
-    pub fn send(&self, job: J) -> std::result::Result<(), E> {
-        self.jobs.as_ref().and_then(|j| j.send(job).ok()).ok_or_else(|| {
-            Error::Parallel { message: "a data-parallel worker thread has stopped (see its error above)".into() }.into()
-        })
-    }
-
-    /// Waits for the result of the oldest job.
-    ///
-    /// # Errors
-    /// The job's error, or [`Error::Parallel`] when the thread ended without an answer (it panicked).
-    pub fn wait(&self) -> std::result::Result<(), E> {
-        match self.done.recv() {
-            Ok(r) => r,
-            Err(_) => Err(Error::Parallel {
-                message: "a data-parallel worker thread ended without an answer (it panicked: see above)".into(),
-            }
-            .into()),
-        }
-    }
-}
-
-impl<J, E> Drop for Worker<J, E> {
-    fn drop(&mut self) {
-        self.jobs.take();
-        if let Some(h) = self.handle.take() {
-            // A panicking worker already printed its message; the trainer reports the missing answer.
-            let _ = h.join();
-        }
-    }
-}
-
-fn timeout() -> Duration {
-    let secs = std::env::var(ENV_TIMEOUT).ok().and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(3600);
-    Duration::from_secs(secs.max(1))
-}
-
-/// The in-process meeting point of the local peers: local peer 0 waits for all deposits, sums them in order
-/// (and with the other processes), and publishes the result for everyone.
-struct Hub {
-    n: usize,
-    state: Mutex<HubState>,
-    ready: Condvar,
-}
-
-struct HubState {
-    slots: Vec<Option<Vec<f64>>>,
-    filled: usize,
-    generation: u64,
-    result: Arc<std::result::Result<Vec<f64>, String>>,
-}
-
-impl Hub {
-    fn new(n: usize) -> Self {
-        Hub {
-            n,
-            state: Mutex::new(HubState {
-                slots: vec![None; n],
-                filled: 0,
-                generation: 0,
-                result: Arc::new(Ok(Vec::new())),
-            }),
-            ready: Condvar::new(),
-        }
-    }
-
-    fn reduce(&self, local: usize, values: Vec<f64>, remote: Option<&Mutex<Remote>>) -> Result<Vec<f64>> {
-        fn poisoned<T>(_: T) -> Error {
-            Error::Parallel { message: "a peer thread panicked while holding the all-reduce".into() }
-        }
-        let deadline = Instant::now() + timeout();
-        let mut st = self.state.lock().map_err(poisoned)?;
-        let generation = st.generation;
-        st.slots[local] = Some(values);
-        st.filled += 1;
-        if local == 0 {
-            while st.filled < self.n {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(Error::Parallel {
-                        message: format!(
-                            "{} of {} local peers reached the all-reduce within {ENV_TIMEOUT} = {} s: a peer \
-                             stopped or hangs",
-                            st.filled,
-                            self.n,
-                            timeout().as_secs()
-                        ),
-                    });
-                }
-                st = self.ready.wait_timeout(st, left).map_err(poisoned)?.0;
-            }
-            let slots: Vec<Vec<f64>> = st.slots.iter_mut().map(|s| s.take().unwrap_or_default()).collect();
-            st.filled = 0;
-            let result = sum_in_order(slots).and_then(|sum| match remote {
-                None => Ok(sum),
-                Some(r) => r
-                    .lock()
-                    .map_err(|_| "the connection to the other processes is poisoned".to_string())?
-                    .all_reduce(sum),
-            });
-            st.result = Arc::new(result);
-            st.generation += 1;
-            self.ready.notify_all();
-            return st.result.as_ref().clone().map_err(|message| Error::Parallel { message });
-        }
-        self.ready.notify_all();
-        while st.generation == generation {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(Error::Parallel {
-                    message: format!(
-                        "local peer {local} waited {} s ({ENV_TIMEOUT}) for the all-reduce: a peer stopped or hangs",
-                        timeout().as_secs()
-                    ),
-                });
-            }
-            st = self.ready.wait_timeout(st, left).map_err(poisoned)?.0;
-        }
-        st.result.as_ref().clone().map_err(|message| Error::Parallel { message })
-    }
-}
-
-/// Sums equal-length vectors element-wise, in the order given.
-fn sum_in_order(parts: Vec<Vec<f64>>) -> std::result::Result<Vec<f64>, String> {
-    let mut parts = parts.into_iter();
-    let mut sum = parts.next().unwrap_or_default();
-    for (i, p) in parts.enumerate() {
-        if p.len() != sum.len() {
-            return Err(format!(
-                "peer {} brought {} values to the all-reduce but peer 0 brought {}: the replicas differ (same model \
-                 and trainable parameters on every peer?)",
-                i + 1,
-                p.len(),
-                sum.len()
-            ));
-        }
-        sum.iter_mut().zip(&p).for_each(|(s, x)| *s += x);
-    }
-    Ok(sum)
-}
-
-/// The TCP star between processes: process 0 holds a stream to every other process, the others one stream to
-/// process 0. A message is a little-endian `u64` count followed by that many little-endian `f64`.
-struct Remote {
-    rank: usize,
-    links: Vec<TcpStream>,
-}
-
-impl Remote {
-    fn connect(launch: &Launch) -> Result<Self> {
-        let addr = launch.coordinator.clone().unwrap_or_default();
-        let io = |what: &str, e: std::io::Error| Error::Parallel {
-            message: format!(
-                "process {} of {}: {what} {ENV_COORDINATOR}={addr}: {e}; check that the address is this run's \
-                 coordinator, reachable from every machine, and that process 0 is started",
-                launch.rank, launch.world_size
-            ),
-        };
-        let deadline = Instant::now() + timeout();
-        if launch.rank == 0 {
-            let listener = TcpListener::bind(&addr).map_err(|e| io("cannot bind", e))?;
-            let mut links: Vec<Option<TcpStream>> = (1..launch.world_size).map(|_| None).collect();
-            listener.set_nonblocking(true).map_err(|e| io("cannot listen on", e))?;
-            while links.iter().any(Option::is_none) {
-                match listener.accept() {
-                    Ok((mut stream, _)) => {
-                        stream.set_nonblocking(false).map_err(|e| io("cannot accept on", e))?;
-                        let mut b = [0u8; 8];
-                        stream.read_exact(&mut b).map_err(|e| io("handshake failed on", e))?;
-                        let r = u64::from_le_bytes(b) as usize;
-                        if r == 0 || r >= launch.world_size || links[r - 1].is_some() {
-                            return Err(Error::Parallel {
-                                message: format!(
-                                    "a process announced rank {r} at {addr}, which is 0, out of range or taken: give \
-                                     each process its own {ENV_RANK} in 0..{}",
-                                    launch.world_size
-                                ),
-                            });
-                        }
-                        stream.set_nodelay(true).ok();
-                        links[r - 1] = Some(stream);
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        if Instant::now() > deadline {
-                            return Err(io("timed out waiting for the other processes at", e));
-                        }
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    Err(e) => return Err(io("cannot accept on", e)),
-                }
-            }
-            tracing::info!(world = launch.world_size, %addr, "all processes connected");
-            Ok(Remote { rank: 0, links: links.into_iter().flatten().collect() })
-        } else {
-            let mut stream = loop {
-                match TcpStream::connect(&addr) {
-                    Ok(s) => break s,
-                    Err(e) if Instant::now() > deadline => return Err(io("cannot connect to", e)),
-                    Err(_) => std::thread::sleep(Duration::from_millis(100)),
-                }
-            };
-            stream.set_nodelay(true).ok();
-            stream.write_all(&(launch.rank as u64).to_le_bytes()).map_err(|e| io("handshake failed with", e))?;
-            Ok(Remote { rank: launch.rank, links: vec![stream] })
-        }
-    }
-
-    fn all_reduce(&mut self, values: Vec<f64>) -> std::result::Result<Vec<f64>, String> {
-        let err = |e: std::io::Error| format!("process {}: the connection between processes failed: {e}", self.rank);
-        if self.rank == 0 {
-            let mut parts = vec![values];
-            for link in &mut self.links {
-                parts.push(read_vec(link).map_err(err)?);
-            }
-            let sum = sum_in_order(parts)?;
-            for link in &mut self.links {
-                write_vec(link, &sum).map_err(err)?;
-            }
-            Ok(sum)
-        } else {
-            let link = &mut self.links[0];
-            write_vec(link, &values).map_err(err)?;
-            read_vec(link).map_err(err)
-        }
-    }
-}
-
-fn write_vec(stream: &mut TcpStream, values: &[f64]) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(8 + 8 * values.len());
-    buf.extend_from_slice(&(values.len() as u64).to_le_bytes());
-    for v in values {
-        buf.extend_from_slice(&v.to_le_bytes());
-    }
-    stream.write_all(&buf)?;
-    stream.flush()
-}
-
-fn read_vec(stream: &mut TcpStream) -> std::io::Result<Vec<f64>> {
-    let mut b = [0u8; 8];
-    stream.read_exact(&mut b)?;
-    let n = u64::from_le_bytes(b) as usize;
-    let mut buf = vec![0u8; 8 * n];
-    stream.read_exact(&mut buf)?;
-    Ok(buf.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
-}
-
 #[cfg(test)]
 mod tests {
+    use std::net::TcpListener;
+
     use super::*;
 
     #[test]
