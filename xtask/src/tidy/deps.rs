@@ -7,8 +7,8 @@ use std::path::Path;
 use super::{crate_dirs, toml_file};
 
 /// The crates that hold a model (and depend on burn).
-pub const MODEL_CRATES: [&str; 7] =
-    ["r3-backbone", "r3-latent", "r3-train", "r3-grpo", "r3-rewards", "r3-decode", "r3-baselines"];
+pub const MODEL_CRATES: [&str; 8] =
+    ["r3-backbone", "r3-latent", "r3-trainer", "r3-train", "r3-grpo", "r3-rewards", "r3-decode", "r3-baselines"];
 /// The crates that must reach neither burn nor a model crate, directly or through other workspace crates.
 pub const BURN_FREE: [&str; 4] = ["r3-data", "r3-metrics", "r3-runs", "xtask"];
 /// burn's backend features; a dependency on `burn-<backend>` picks one as well.
