@@ -32,7 +32,8 @@ use burn::config::Config;
 use r3_backbone::Backbone;
 
 use crate::error::Error;
-use crate::start::{DecodeStart, advance, log_probs_at};
+use crate::start::DecodeStart;
+use crate::stream::StreamInput;
 use crate::trie::{NodeId, Trie};
 
 /// The score HF gives an empty slot of the finished set (`-1e9`); a live score is always above it.
@@ -188,19 +189,35 @@ struct Done {
 }
 
 /// The search state of one user.
-struct UserState {
+pub(crate) struct UserState {
+    /// The user's index (the row of the start state for [`BeamSearch::search`], the stream's user otherwise).
+    pub(crate) user: usize,
     running: Vec<Beam>,
     finished: Vec<Done>,
     /// HF's `is_early_stop_heuristic_unsatisfied`: new hypotheses can still improve the finished set.
     improvable: bool,
     /// Subtree masses of the assistant's item weights (guided search only).
     mass: Option<Vec<f64>>,
+    /// The positions generated so far (the steps this user took part in).
+    pub(crate) steps: usize,
 }
 
 impl UserState {
-    fn active(&self) -> bool {
+    /// Whether the user still decodes: it can improve its finished set and has running beams.
+    pub(crate) fn active(&self) -> bool {
         self.improvable && !self.running.is_empty()
     }
+
+    /// The number of running beams (the user's rows in the next step).
+    pub(crate) fn rows(&self) -> usize {
+        self.running.len()
+    }
+}
+
+/// The tokens a beam may take at `node`: the trie's children, or `[eos]` where the trie allows nothing.
+fn allowed_at<'t>(trie: &'t Trie, eos: &'t [u32; 1], node: NodeId) -> &'t [u32] {
+    let a = trie.allowed_at(node);
+    if a.is_empty() { eos } else { a }
 }
 
 impl BeamSearch {
@@ -215,147 +232,140 @@ impl BeamSearch {
     /// # Panics
     /// When the start state does not fit the model, or the trie holds a token outside the vocabulary.
     pub fn search(&self, model: &Backbone, input: BeamSearchInput<'_>) -> BeamSearchOutput {
-        // Every decoding step is a forward pass and a handful of small tensor operations: on flex the whole
-        // search runs on a worker of rayon's pool, so that none of them is handed to the pool from outside.
-        r3_backbone::on_pool(&input.start.logits.device(), || self.search_on_pool(model, input))
+        let BeamSearchInput { start, trie, guidance } = input;
+        let b = start.batch_size();
+        let mut start = Some(start);
+        let mut first = move |users: std::ops::Range<usize>| {
+            assert_eq!(users, 0..b, "the one start state holds every user");
+            start.take().expect("the start state is used once")
+        };
+        let mut hypotheses = vec![Vec::new(); b];
+        let mut done = |u: usize, h: Vec<Hypothesis>| hypotheses[u] = h;
+        let input = StreamInput { users: b, width: b, trie, guidance, start: &mut first, done: &mut done };
+        let stats = self.search_stream(model, input);
+        BeamSearchOutput { hypotheses, steps: stats.steps }
     }
 
-    /// [`BeamSearch::search`] on the calling thread.
-    fn search_on_pool(&self, model: &Backbone, input: BeamSearchInput<'_>) -> BeamSearchOutput {
-        let BeamSearchInput { start, trie, guidance } = input;
-        start.check(model);
-        let v = model.vocab_size();
-        assert!(
-            trie.max_token() < v as u32 && self.config.eos_id < v as u32,
-            "the trie (max token {}) or EOS ({}) lies outside the vocabulary of {v}",
-            trie.max_token(),
-            self.config.eos_id
-        );
+    /// A new user whose start logits are row `row`.
+    pub(crate) fn new_user(&self, user: usize, row: usize, trie: &Trie, guidance: Option<Guidance<'_>>) -> UserState {
+        UserState {
+            user,
+            running: vec![Beam { tokens: Vec::new(), node: Trie::ROOT, score: 0.0, row }],
+            finished: Vec::new(),
+            improvable: true,
+            mass: guidance.map(|g| {
+                let w = g.scorer.item_weights(user);
+                assert_eq!(w.len(), trie.num_items(), "the assistant must score every trie item");
+                trie.subtree_mass(&w)
+            }),
+            steps: 0,
+        }
+    }
+
+    /// Appends the `(row, token)` pairs whose log-probs the user's next step reads: every allowed continuation
+    /// of every running beam, beam by beam.
+    pub(crate) fn push_pairs(&self, user: &UserState, trie: &Trie, pairs: &mut Vec<(usize, u32)>) {
+        let eos = [self.config.eos_id];
+        for b in &user.running {
+            pairs.extend(allowed_at(trie, &eos, b.node).iter().map(|&t| (b.row, t)));
+        }
+    }
+
+    /// One step of one user (steps 2 to 5 of the module documentation) from the log-probs of its
+    /// [`BeamSearch::push_pairs`], in that order; returns how many it read.
+    pub(crate) fn step_user(
+        &self,
+        user: &mut UserState,
+        lps: &[f32],
+        trie: &Trie,
+        guidance: Option<Guidance<'_>>,
+    ) -> usize {
         let c = &self.config;
         let nb = c.num_beams;
-        let DecodeStart { mut cache, mut logits } = start;
-        let mut users: Vec<UserState> = (0..logits.dims()[0])
-            .map(|u| UserState {
-                running: vec![Beam { tokens: Vec::new(), node: Trie::ROOT, score: 0.0, row: u }],
-                finished: Vec::new(),
-                improvable: true,
-                mass: guidance.map(|g| {
-                    let w = g.scorer.item_weights(u);
-                    assert_eq!(w.len(), trie.num_items(), "the assistant must score every trie item");
-                    trie.subtree_mass(&w)
-                }),
-            })
-            .collect();
         let eos = [c.eos_id];
-        let allowed = |b: &Beam| -> &[u32] {
-            let a = trie.allowed_at(b.node);
-            if a.is_empty() { &eos } else { a }
-        };
-        let mut steps = 0;
-        for step in 0..c.max_new_tokens {
-            steps = step + 1;
-            let gen_len = step + 1;
-            // 1. Log-probs of every allowed continuation of every running beam.
-            let pairs: Vec<(usize, u32)> = users
-                .iter()
-                .filter(|u| u.active())
-                .flat_map(|u| u.running.iter().flat_map(|b| allowed(b).iter().map(move |&t| (b.row, t))))
-                .collect();
-            let lps = log_probs_at(logits, &pairs);
-            let mut cursor = 0;
-            let mut parents = Vec::new();
-            let mut tokens = Vec::new();
-            let denom = |len: usize| (len as f64).powf(c.length_penalty) as f32;
-            for user in users.iter_mut().filter(|u| u.active()) {
-                // 2. Candidates (score, beam rank, token), sorted as the flattened top-k.
-                let mut cands: Vec<(f32, usize, u32)> = Vec::new();
-                for (rank, b) in user.running.iter().enumerate() {
-                    let toks = allowed(b);
-                    let lp = &lps[cursor..cursor + toks.len()];
-                    cursor += toks.len();
-                    let cf = match (&user.mass, guidance) {
-                        (Some(mass), Some(g)) if g.scale != 1.0 => {
-                            Some((assistant_scores(trie, b.node, toks, mass), g.scale))
-                        }
-                        _ => None,
-                    };
-                    for (j, (&t, &l)) in toks.iter().zip(lp).enumerate() {
-                        let l = match &cf {
-                            Some((cf, scale)) => scale * (l - cf[j]) + cf[j],
-                            None => l,
-                        };
-                        cands.push((b.score + l, rank, t));
-                    }
-                }
-                cands.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-                cands.truncate(2 * nb);
-                // 3. and 4. Finished candidates within the first num_beams; the next running beams.
-                let mut next = Vec::with_capacity(nb);
-                let mut new_done = Vec::new();
-                for (i, &(score, rank, t)) in cands.iter().enumerate() {
-                    let parent = &user.running[rank];
-                    let node = trie.child(parent.node, t).unwrap_or(parent.node);
-                    let hits = t == c.eos_id || gen_len >= c.max_new_tokens;
-                    if hits {
-                        if i < nb && user.improvable {
-                            let mut tokens = parent.tokens.clone();
-                            tokens.push(t);
-                            new_done.push(Done { tokens, node, score: score / denom(gen_len) });
-                        }
-                    } else if next.len() < nb {
-                        let mut tokens = parent.tokens.clone();
-                        tokens.push(t);
-                        next.push(Beam { tokens, node, score, row: parent.row });
-                    }
-                }
-                if !new_done.is_empty() {
-                    user.finished.extend(new_done);
-                    // Stable: earlier entries win ties, as `topk` over `cat(finished, new)`.
-                    user.finished.sort_by(|a, b| b.score.total_cmp(&a.score));
-                    user.finished.truncate(nb);
-                }
-                // 5. The early-stop heuristic with the new current length.
-                if let Some(best) = next.first() {
-                    let worst = if user.finished.len() == nb {
-                        user.finished.iter().map(|d| d.score).fold(f32::INFINITY, f32::min)
-                    } else {
-                        EMPTY_SLOT
-                    };
-                    user.improvable &= best.score / denom(gen_len) > worst;
-                }
-                user.running = next;
-                if user.active() {
-                    for b in &mut user.running {
-                        parents.push(b.row);
-                        tokens.push(*b.tokens.last().expect("a running beam has generated a token"));
-                        b.row = parents.len() - 1;
-                    }
-                }
+        user.steps += 1;
+        let gen_len = user.steps;
+        let denom = |len: usize| (len as f64).powf(c.length_penalty) as f32;
+        // 2. Candidates (score, beam rank, token), sorted as the flattened top-k.
+        let mut cands: Vec<(f32, usize, u32)> = Vec::new();
+        let mut cursor = 0;
+        for (rank, b) in user.running.iter().enumerate() {
+            let toks = allowed_at(trie, &eos, b.node);
+            let lp = &lps[cursor..cursor + toks.len()];
+            cursor += toks.len();
+            let cf = match (&user.mass, guidance) {
+                (Some(mass), Some(g)) if g.scale != 1.0 => Some((assistant_scores(trie, b.node, toks, mass), g.scale)),
+                _ => None,
+            };
+            for (j, (&t, &l)) in toks.iter().zip(lp).enumerate() {
+                let l = match &cf {
+                    Some((cf, scale)) => scale * (l - cf[j]) + cf[j],
+                    None => l,
+                };
+                cands.push((b.score + l, rank, t));
             }
-            debug_assert_eq!(cursor, lps.len());
-            if parents.is_empty() {
-                break;
-            }
-            let (next_cache, next_logits) = advance(model, cache, &parents, &tokens);
-            cache = next_cache;
-            logits = next_logits;
         }
-        let hypotheses = users
+        cands.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        cands.truncate(2 * nb);
+        // 3. and 4. Finished candidates within the first num_beams; the next running beams.
+        let mut next = Vec::with_capacity(nb);
+        let mut new_done = Vec::new();
+        for (i, &(score, rank, t)) in cands.iter().enumerate() {
+            let parent = &user.running[rank];
+            let node = trie.child(parent.node, t).unwrap_or(parent.node);
+            let tokens = || {
+                let mut tokens = parent.tokens.clone();
+                tokens.push(t);
+                tokens
+            };
+            if t == c.eos_id || gen_len >= c.max_new_tokens {
+                if i < nb && user.improvable {
+                    new_done.push(Done { tokens: tokens(), node, score: score / denom(gen_len) });
+                }
+            } else if next.len() < nb {
+                next.push(Beam { tokens: tokens(), node, score, row: parent.row });
+            }
+        }
+        if !new_done.is_empty() {
+            user.finished.extend(new_done);
+            // Stable: earlier entries win ties, as `topk` over `cat(finished, new)`.
+            user.finished.sort_by(|a, b| b.score.total_cmp(&a.score));
+            user.finished.truncate(nb);
+        }
+        // 5. The early-stop heuristic with the new current length.
+        if let Some(best) = next.first() {
+            let worst = if user.finished.len() == nb {
+                user.finished.iter().map(|d| d.score).fold(f32::INFINITY, f32::min)
+            } else {
+                EMPTY_SLOT
+            };
+            user.improvable &= best.score / denom(gen_len) > worst;
+        }
+        user.running = next;
+        cursor
+    }
+
+    /// Moves the running beams of a user to the next step's rows: their parent rows and last tokens are
+    /// appended to `parents` and `tokens`, and each beam's row becomes its index there.
+    pub(crate) fn push_rows(user: &mut UserState, parents: &mut Vec<usize>, tokens: &mut Vec<u32>) {
+        for b in &mut user.running {
+            parents.push(b.row);
+            tokens.push(*b.tokens.last().expect("a running beam has generated a token"));
+            b.row = parents.len() - 1;
+        }
+    }
+
+    /// The finished hypotheses of a user, best first (at most `num_return_sequences`).
+    pub(crate) fn hypotheses(&self, user: UserState, trie: &Trie) -> Vec<Hypothesis> {
+        user.finished
             .into_iter()
-            .map(|u| {
-                u.finished
-                    .into_iter()
-                    .take(c.num_return_sequences)
-                    .map(|d| Hypothesis {
-                        item: trie.items_at(d.node).first().map(|&i| i as usize),
-                        tokens: d.tokens,
-                        score: d.score,
-                    })
-                    .collect()
+            .take(self.config.num_return_sequences)
+            .map(|d| Hypothesis {
+                item: trie.items_at(d.node).first().map(|&i| i as usize),
+                tokens: d.tokens,
+                score: d.score,
             })
-            .collect();
-        tracing::debug!(steps, "beam search done");
-        BeamSearchOutput { hypotheses, steps }
+            .collect()
     }
 }
 

@@ -20,10 +20,12 @@ use burn::tensor::Tensor;
 use r3_data::{Catalogue, EncodedSample, Encoder, SftBatch};
 use r3_latent::LatentModel;
 
-use crate::beam::{BeamSearch, BeamSearchConfig, BeamSearchInput, BeamSearchOutput};
+use crate::beam::{BeamSearch, BeamSearchConfig, BeamSearchInput, BeamSearchOutput, Hypothesis};
 use crate::cot::{ChainOfThought, stops_at_empty_line};
 use crate::error::{Error, Result};
+use crate::prefix::SharedPrefix;
 use crate::start::DecodeStart;
+use crate::stream::{StreamInput, StreamStats};
 use crate::trie::Trie;
 
 /// The item trie of a catalogue with the titles behind its item indices (item index = catalogue item id).
@@ -123,6 +125,8 @@ pub struct Recommender<'a> {
     encoder: &'a Encoder,
     items: &'a CatalogueTrie,
     search: BeamSearch,
+    /// The prompt prefix computed once ([`Recommender::with_shared_prefix`]).
+    prefix: Option<SharedPrefix>,
 }
 
 impl<'a> Recommender<'a> {
@@ -165,7 +169,27 @@ impl<'a> Recommender<'a> {
                 "build the catalogue trie with the model's own encoder",
             );
         }
-        Ok(Recommender { model, encoder, items, search: search.init()? })
+        Ok(Recommender { model, encoder, items, search: search.init()?, prefix: None })
+    }
+
+    /// Computes the keys and values of the longest common token prefix of `samples`' prompts once
+    /// ([`SharedPrefix`]); every later start state whose prompts all start with it reuses them
+    /// ([`Recommender::decode_start`]). Only for models without latent tokens (BIGRec, Base): LatentRATT reads
+    /// the whole prompt's hidden states, which the shared cache does not keep. A prefix shorter than
+    /// `min_len` tokens is not worth a separate pass and is not kept.
+    pub fn with_shared_prefix(mut self, samples: &[EncodedSample], min_len: usize) -> Self {
+        let prompts: Vec<&[u32]> = samples.iter().map(|s| s.prompt_ids.as_slice()).collect();
+        let n = SharedPrefix::common_len(&prompts);
+        self.prefix = (self.model.n_latent == 0 && n >= min_len.max(1)).then(|| {
+            tracing::debug!(tokens = n, prompts = prompts.len(), "shared prompt prefix");
+            SharedPrefix::new(&self.model.backbone, prompts[0][..n].to_vec(), &self.model.device())
+        });
+        self
+    }
+
+    /// The shared prompt prefix, if one is kept.
+    pub fn shared_prefix(&self) -> Option<&SharedPrefix> {
+        self.prefix.as_ref()
     }
 
     /// The prompt of one history (oldest title first), with the model's thought tokens, without a target.
@@ -187,6 +211,13 @@ impl<'a> Recommender<'a> {
     /// - samples: `B` prompts
     /// - output: a cache of `B` rows of `P + N` positions; logits `[B, V]`
     pub fn decode_start(&self, samples: &[EncodedSample]) -> DecodeStart {
+        if let Some(prefix) = &self.prefix
+            && self.model.n_latent == 0
+            && samples.iter().all(|s| prefix.fits(&s.prompt_ids))
+        {
+            let prompts: Vec<&[u32]> = samples.iter().map(|s| s.prompt_ids.as_slice()).collect();
+            return prefix.start(&self.model.backbone, &prompts, self.encoder.pad_id());
+        }
         let thought = self.encoder.thought_id().unwrap_or(self.encoder.pad_id());
         let batch = SftBatch::new(samples, self.model.n_latent, thought, self.encoder.pad_id()); // T = 0
         let prefix = self.model.prefix(&batch);
@@ -271,28 +302,54 @@ impl<'a> Recommender<'a> {
 
     /// Maps the beam search's hypotheses back to catalogue titles and item ids.
     fn output(&self, out: BeamSearchOutput, reasoning: Vec<Vec<u32>>) -> RecommendOutput {
-        let trie = self.items.trie();
-        let users = out
-            .hypotheses
-            .into_iter()
-            .map(|hyps| {
-                hyps.into_iter()
-                    .map(|h| {
-                        let node = trie.walk(&h.tokens);
-                        let item_ids = node.map_or(Vec::new(), |n| trie.items_at(n).to_vec());
-                        let title = match h.item.and_then(|i| self.items.title(i)) {
-                            Some(t) => t.to_string(),
-                            None => {
-                                let body = h.tokens.strip_suffix(&[self.encoder.eos_id()]).unwrap_or(&h.tokens);
-                                self.encoder.tokenizer().decode(body)
-                            }
-                        };
-                        Recommended { title, item_ids, score: h.score, tokens: h.tokens }
-                    })
-                    .collect()
-            })
-            .collect();
+        let users = out.hypotheses.into_iter().map(|hyps| self.recommended(hyps)).collect();
         RecommendOutput { users, steps: out.steps, reasoning }
+    }
+
+    /// Maps one user's hypotheses back to catalogue titles and item ids (a path cut at `max_new_tokens` keeps
+    /// its decoded text and no id).
+    pub fn recommended(&self, hyps: Vec<Hypothesis>) -> Vec<Recommended> {
+        let trie = self.items.trie();
+        hyps.into_iter()
+            .map(|h| {
+                let node = trie.walk(&h.tokens);
+                let item_ids = node.map_or(Vec::new(), |n| trie.items_at(n).to_vec());
+                let title = match h.item.and_then(|i| self.items.title(i)) {
+                    Some(t) => t.to_string(),
+                    None => {
+                        let body = h.tokens.strip_suffix(&[self.encoder.eos_id()]).unwrap_or(&h.tokens);
+                        self.encoder.tokenizer().decode(body)
+                    }
+                };
+                Recommended { title, item_ids, score: h.score, tokens: h.tokens }
+            })
+            .collect()
+    }
+
+    /// Streams encoded prompts through a batch of at most `width` users ([`BeamSearch::search_stream`]): users
+    /// whose search ended leave the batch, the next ones join it. `done(u, recs)` receives user `u`'s
+    /// recommendations (an index into `samples`) as soon as they are final; users end in any order. A user's
+    /// recommendations are those of [`Recommender::recommend_encoded`] on it alone, up to floating-point rounding.
+    ///
+    /// # Panics
+    /// When `width` is 0, or as [`Recommender::decode_start`].
+    pub fn recommend_stream(
+        &self,
+        samples: &[EncodedSample],
+        width: usize,
+        done: &mut (dyn FnMut(usize, Vec<Recommended>) + Send),
+    ) -> StreamStats {
+        let mut start = |users: std::ops::Range<usize>| self.decode_start(&samples[users]);
+        let mut emit = |u: usize, hyps: Vec<Hypothesis>| done(u, self.recommended(hyps));
+        let input = StreamInput {
+            users: samples.len(),
+            width,
+            trie: self.items.trie(),
+            guidance: None,
+            start: &mut start,
+            done: &mut emit,
+        };
+        self.search.search_stream(&self.model.backbone, input)
     }
 
     /// Recommends for a batch of histories (each oldest title first; titles outside the catalogue are used as
@@ -308,6 +365,16 @@ impl<'a> Recommender<'a> {
     /// The beam search settings.
     pub fn search_config(&self) -> &BeamSearchConfig {
         self.search.config()
+    }
+
+    /// The model.
+    pub fn model(&self) -> &LatentModel {
+        self.model
+    }
+
+    /// The prompt encoder.
+    pub fn encoder(&self) -> &Encoder {
+        self.encoder
     }
 
     /// The catalogue trie.

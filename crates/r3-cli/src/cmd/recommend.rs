@@ -11,7 +11,7 @@ use r3_data::Catalogue;
 use r3_decode::{CatalogueTrie, ChainOfThought, Recommender, RecommenderInput};
 use serde_json::json;
 
-use super::eval::{Decoding, ModelArgs, load_model};
+use super::eval::{Decoding, ModelArgs, decoding_parser, load_model};
 use crate::device;
 
 /// Arguments of `latentr3 recommend`.
@@ -33,7 +33,7 @@ pub struct RecommendArgs {
     #[arg(long, default_value = "CDs_and_Vinyl_5_2015-10-2018-11")]
     pub stem: String,
     /// The decoding: `bigrec` (length penalty 1) or `d3` (length penalty 0, without the assistant guidance).
-    #[arg(long, value_enum, default_value = "bigrec")]
+    #[arg(long, default_value = "bigrec", value_parser = decoding_parser())]
     pub decoding: Decoding,
     /// Chain-of-thought decoding: up to this many greedy reasoning tokens after a reasoning cue, then an answer
     /// cue, before the constrained item decoding (as `latentr3 eval --cot-tokens`); 0 = plain decoding.

@@ -2,7 +2,8 @@
 //! the CDs data: the run folder and its files, a resumed evaluation (the JSONL cut to one line plus a partly
 //! written one) that ends with the same predictions as the uninterrupted run, a LatentR³ model folder (one latent
 //! token, random LatentRATT) evaluated with D3 decoding, `recommend` printing k catalogue titles, the benchmark's
-//! JSON line and dump, chain-of-thought decoding (`--cot-tokens`) writing the reasoning, and the errors for an unknown stem, a missing checkpoint and changed settings on resume.
+//! JSON line and dump, chain-of-thought decoding (`--cot-tokens`) writing the reasoning, and the errors for an unknown stem, a missing checkpoint, `--limit 0` and changed settings on resume (naming the
+//! setting with both values).
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -90,6 +91,11 @@ fn eval_writes_its_run_folder_and_resumes() {
     assert!(metrics["latency"]["p90_s"].as_f64() >= metrics["latency"]["median_s"].as_f64(), "{metrics}");
     assert!(metrics["report"]["buckets"].as_array().is_some_and(|b| !b.is_empty()), "{metrics}");
     assert_eq!(metrics["settings"]["decoding"], "bigrec");
+    assert_eq!(metrics["search"]["num_beams"], 10, "{metrics}");
+    let live = metrics["stream"]["live_share"].as_f64().unwrap_or(0.0);
+    assert!(live > 0.0 && live <= 1.0, "the streaming evaluator's live rows: {metrics}");
+    assert!(metrics["stream"]["steps_per_user"].as_f64().is_some_and(|s| s >= 2.0), "{metrics}");
+    assert!(stdout.contains("steps per user"), "{stdout}");
 
     // A killed run: the first record, then half of the second; no predictions.json or metrics.json yet.
     let run2 = tmp.path().join("run2");
@@ -102,7 +108,7 @@ fn eval_writes_its_run_folder_and_resumes() {
     let out = latentr3(&eval_args(run2_s, "6"));
     assert!(!out.status.success());
     let err = stderr_of(&out);
-    assert!(err.contains("`seed`") && err.contains("eval.json"), "{err}");
+    assert!(err.contains("`seed` = 5") && err.contains("`seed` = 6") && err.contains("eval.json"), "{err}");
     stdout_ok(&latentr3(&eval_args(run2_s, "5")));
     let resumed = std::fs::read_to_string(run2.join("predictions.jsonl")).unwrap();
     assert_eq!(resumed.lines().count(), 3, "{resumed}");
@@ -269,6 +275,16 @@ fn errors_name_the_stem_and_the_checkpoint() {
     let out = latentr3(&["recommend", "--checkpoint", "/no/such/model", "--history", "Abbey Road"]);
     assert!(!out.status.success());
     assert!(stderr_of(&out).contains("/no/such/model"), "{}", stderr_of(&out));
+
+    // `--limit 0` would evaluate nobody: refused before anything is loaded, naming the flag.
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let out =
+        latentr3(&["eval", "--model", "smollm2-135m", "--stem", STEM, "--limit", "0", "--out", run.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(err.contains("--limit 0") && err.contains("at least one"), "{err}");
+    assert!(!run.exists(), "no run folder for a refused run");
 
     let out = latentr3(&["eval", "--stem", STEM]);
     assert!(!out.status.success());

@@ -2,7 +2,9 @@
 //! LatentR³ model (one latent token, a seeded random LatentRATT). The recommendations are complete catalogue
 //! paths whose titles and item ids agree with the catalogue, in score order; a user gets the same recommendations
 //! alone (batch size 1) and inside a left-padded batch (size 4, resp. 3); the Base path through
-//! `LatentModel::prefix` equals the plain-prompt start `DecodeStart::from_prompts`; mismatched parts are refused
+//! `LatentModel::prefix` equals the plain-prompt start `DecodeStart::from_prompts`; streaming 64 users through a
+//! batch of 8 with the shared prompt prefix gives each the recommendations of decoding it alone; mismatched parts
+//! are refused
 //! naming the key.
 
 use burn::tensor::Device;
@@ -143,4 +145,50 @@ fn latent_model_batch_sizes_1_and_3_agree() {
     assert_eq!(start.cache.len(), sample.prompt_ids.len() + 1);
     assert_eq!(start.logits.dims(), [1, model.backbone.vocab_size()]);
     batch_invariance(&rec, &f.rows, &enc, &f.catalogue, "latent (D3 decoding)");
+}
+
+/// Streaming evaluation as `latentr3 eval` runs it (users leave the batch as their search ends, the next ones join
+/// it, rows of different lengths left-padded into one cache, the prompt prefix common to all users computed once
+/// and shared by every row) gives every one of the first 64 CDs test users the recommendations of decoding it
+/// alone from its full prompt: the same 10 titles in the same order, scores within the tolerance. Base SmolLM2,
+/// BIGRec decoding, a streaming batch of 8 users (so that 56 users join a running batch).
+#[test]
+fn streaming_equals_one_user_at_a_time_on_64_users() {
+    let f = fixture(64);
+    let enc = encoder(&f.tokenizer, 0);
+    let items = CatalogueTrie::new(&enc, &f.catalogue).unwrap();
+    let vocab = f.backbone.vocab_size();
+    let model = LatentModel::new(f.backbone, None, vocab, 0);
+    let search = BeamSearchConfig::new(enc.eos_id());
+    let rec =
+        Recommender::new(RecommenderInput { model: &model, encoder: &enc, items: &items, search: &search }).unwrap();
+    let samples: Vec<_> = f.rows.iter().map(|r| rec.encode(&r.history_titles)).collect();
+    let t = std::time::Instant::now();
+    let shared = Recommender::new(RecommenderInput { model: &model, encoder: &enc, items: &items, search: &search })
+        .unwrap()
+        .with_shared_prefix(&samples, 16);
+    let prefix = shared.shared_prefix().expect("the CDs prompts share their instruction").ids().len();
+    assert!((16..samples.iter().map(|s| s.prompt_ids.len()).min().unwrap()).contains(&prefix), "{prefix}");
+    let mut streamed: Vec<Option<Vec<Recommended>>> = vec![None; samples.len()];
+    let mut order = Vec::new();
+    let stats = shared.recommend_stream(&samples, 8, &mut |u, recs| {
+        assert!(streamed[u].replace(recs).is_none(), "user {u} finished twice");
+        order.push(u);
+    });
+    eprintln!("streaming 64 users, shared prefix of {prefix} tokens: {:.1} s, {stats:?}", t.elapsed().as_secs_f64());
+    assert_eq!(stats.users, 64);
+    assert!(stats.prefills > 1, "users joined a running batch: {stats:?}");
+    assert!(order.windows(2).any(|w| w[0] > w[1]), "users finish out of order: {order:?}");
+    assert!(stats.live_share() > 0.0 && stats.live_share() <= 1.0, "{stats:?}");
+    let t = std::time::Instant::now();
+    let mut user_steps = 0;
+    for (u, s) in samples.iter().enumerate() {
+        let alone = rec.recommend_encoded(std::slice::from_ref(s));
+        user_steps += alone.steps;
+        let got = streamed[u].as_ref().unwrap_or_else(|| panic!("user {u} never finished"));
+        check_catalogue(&alone.users[0], &enc, &f.catalogue);
+        check_same(&alone.users[0], got, &format!("user {u}: alone vs streamed"));
+    }
+    eprintln!("one at a time: {:.1} s", t.elapsed().as_secs_f64());
+    assert_eq!(stats.user_steps, user_steps, "every user took as many steps as alone");
 }
