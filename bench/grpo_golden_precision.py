@@ -26,7 +26,7 @@ from common import REPO, add_thought_row, gguf_path, load_gguf  # noqa: E402
 
 
 def latent(torch, w: dict, hidden, dtype):
-    """LatentRATT (PAPER.md §3 [CODE]): one head over the full width d, q/k/v with biases, RoPE base 1000 over
+    """LatentRATT (docs/method.md §3 [CODE]): one head over the full width d, q/k/v with biases, RoPE base 1000 over
     the whole vector (rotate-half); the query is the last position. hidden [L, d] → r [d]."""
     length, d = hidden.shape
     lin = {n: (w[f"latentratt.{n}.weight"].to(dtype), w[f"latentratt.{n}.bias"].to(dtype)) for n in "qkv"}

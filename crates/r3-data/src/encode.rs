@@ -1,4 +1,4 @@
-//! Prompts, targets and batches of LatentR³ (PAPER.md §2): one [`Interaction`] becomes an
+//! Prompts, targets and batches of LatentR³ (docs/method.md §2): one [`Interaction`] becomes an
 //! [`EncodedSample`] (prompt ids, thought tokens, target ids), and samples become an [`SftBatch`].
 //!
 //! Only this module turns prompt text into ids; the decoding trie and the SFT labels share
@@ -75,10 +75,10 @@ use crate::error::{Error, Result};
 use crate::layout::Interaction;
 use crate::tokenizer::Tokenizer;
 
-/// The text of the latent token (PAPER.md §2): a special token appended to the vocabulary.
+/// The text of the latent token (docs/method.md §2): a special token appended to the vocabulary.
 pub const THOUGHT_TOKEN: &str = "<|Thought|>";
 
-/// Dataset categories (the first part of a dataset stem) and the words the prompt uses for them (PAPER.md §2;
+/// Dataset categories (the first part of a dataset stem) and the words the prompt uses for them (docs/method.md §2;
 /// Industrial is not in the paper).
 pub const CATEGORY_WORDS: [(&str, &str); 6] = [
     ("CDs_and_Vinyl", "musics"),
@@ -342,7 +342,7 @@ impl Encoder {
         self.pad
     }
 
-    /// The target ids of a title: `encode('"' + title + '"\n') + [eos]` (PAPER.md §2). The SFT labels, the reward
+    /// The target ids of a title: `encode('"' + title + '"\n') + [eos]` (docs/method.md §2). The SFT labels, the reward
     /// targets and the decoding trie all call this one function.
     pub fn encode_target(&self, title: &str) -> Vec<u32> {
         let mut ids = self.tokenizer.encode(&format!("\"{title}\"\n"));

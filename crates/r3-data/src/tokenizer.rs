@@ -10,7 +10,7 @@
 //! [`Tokenizer::save`] writes a `tokenizer.json` that HF `tokenizers` reads back (and [`Tokenizer::save_config`] a
 //! `tokenizer_config.json` naming the special tokens), so that a model can be exported as a HF folder.
 //!
-//! This module is the only place of the workspace that turns text into ids or ids into text (STYLE.md §10): the
+//! This module is the only place of the workspace that turns text into ids or ids into text (docs/conventions.md §10): the
 //! model crates see ids only.
 //!
 //! The pipelines follow what HF `transformers` builds for the same checkpoints (`convert_slow_tokenizer.py` and the

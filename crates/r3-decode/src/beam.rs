@@ -1,5 +1,5 @@
 //! Constrained beam search over the item trie, equal to HF transformers 5.24 `generate(num_beams=10,
-//! num_return_sequences=10, length_penalty=…, prefix_allowed_tokens_fn=trie)` (PAPER.md §5 `[CODE]`).
+//! num_return_sequences=10, length_penalty=…, prefix_allowed_tokens_fn=trie)` (docs/method.md §5 `[CODE]`).
 //!
 //! The semantics, step by step (`transformers/generation/utils.py`, `_beam_search` and its helpers):
 //! 1. log-softmax over the **full** vocabulary, then `PrefixConstrainedLogitsProcessor` sets every token the trie
@@ -25,7 +25,7 @@
 //! dead beams and return only the live hypotheses: such a user gets fewer than `num_return_sequences` results,
 //! all distinct. The HF output is ours followed by those filler rows.
 //!
-//! D3 decoding (PAPER.md §5): `length_penalty = 0` ([`BeamSearchConfig::d3`]) and an optional [`Guidance`]: the
+//! D3 decoding (docs/method.md §5): `length_penalty = 0` ([`BeamSearchConfig::d3`]) and an optional [`Guidance`]: the
 //! item scores of an assistant model mixed into every step as in D3's `CFEnhancedLogitsProcessor`.
 
 use burn::config::Config;

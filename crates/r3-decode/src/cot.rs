@@ -1,5 +1,5 @@
 //! Chain-of-thought decoding: the "CoT" row of Table 1 and the CoT curves of the inference-time figure
-//! (PAPER.md §6): the untuned backbone first writes a free-text reasoning, then names the next item with the same
+//! (docs/method.md §6): the untuned backbone first writes a free-text reasoning, then names the next item with the same
 //! constrained beam search over the catalogue trie as BIGRec.
 //!
 //! For every prompt (the paper's template, ending with `### Response: \n`, no thought token):

@@ -1,4 +1,4 @@
-//! Recommending with a LatentR³ model: prompts in, ranked catalogue titles out (PAPER.md §5 `[CODE]`; the
+//! Recommending with a LatentR³ model: prompts in, ranked catalogue titles out (docs/method.md §5 `[CODE]`; the
 //! inference of the official `evaluate.py`).
 //!
 //! For a batch of users, [`Recommender::recommend`]
@@ -37,7 +37,7 @@ pub struct CatalogueTrie {
 
 impl CatalogueTrie {
     /// Builds the trie over `encoder.encode_target(title)` of every catalogue title, in id order (the same ids as
-    /// the SFT labels, PAPER.md §2), so that a decoded path's item index is its catalogue item id.
+    /// the SFT labels, docs/method.md §2), so that a decoded path's item index is its catalogue item id.
     ///
     /// # Errors
     /// [`Error::EmptyTrie`] for an empty catalogue.
@@ -237,7 +237,7 @@ impl<'a> Recommender<'a> {
         self.output(out, vec![Vec::new(); samples.len()])
     }
 
-    /// Chain-of-thought decoding ([`crate::cot`], the "CoT" baseline of PAPER.md §6): each prompt gets `cot`'s
+    /// Chain-of-thought decoding ([`crate::cot`], the "CoT" baseline of docs/method.md §6): each prompt gets `cot`'s
     /// reasoning cue and up to `cot.max_tokens` greedy reasoning tokens (stopping at EOS or an empty line), then
     /// the answer cue, and the same constrained beam search runs from that extended prompt (with the model's
     /// latent tokens, if any, right before the item, where training put them). With `cot.max_tokens = 0` this is

@@ -1,4 +1,4 @@
-//! LatentR³ decoding (PAPER.md §5): the item trie and constrained beam search, equal to HF transformers'
+//! LatentR³ decoding (docs/method.md §5): the item trie and constrained beam search, equal to HF transformers'
 //! `generate`, plus constrained sampling and free generation.
 //!
 //! - [`Trie`] is the prefix tree over `encode_target(title)` of every catalogue title (flat node arrays; the

@@ -1,5 +1,5 @@
 //! An evaluation run folder: ranked recommendations for the users of a split, appended as they finish, resumable
-//! after a kill, and the metrics file (PAPER.md §5; the official `evaluate.py` reads the same records).
+//! after a kill, and the metrics file (docs/method.md §5; the official `evaluate.py` reads the same records).
 //!
 //! [`EvalRun::open`] creates or reopens the folder:
 //! - `eval.json` ([`EvalSettings`]): what a resumed run must match; a mismatch is refused naming the setting and

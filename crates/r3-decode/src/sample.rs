@@ -1,5 +1,5 @@
 //! Sampling: constrained sampling over the item trie (the rollouts of the "original GRPO" comparison,
-//! PAPER.md §4.5) and free generation, greedy or sampled (the chain-of-thought baseline).
+//! docs/method.md §4.5) and free generation, greedy or sampled (the chain-of-thought baseline).
 //!
 //! Sampling follows HF `generate(do_sample=True, temperature=T)` with `prefix_allowed_tokens_fn`: disallowed
 //! tokens get −inf, the logits are divided by `T`, and the next token is drawn from the softmax. The random

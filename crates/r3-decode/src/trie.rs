@@ -1,4 +1,4 @@
-//! The item trie: a prefix tree over the token sequences of the catalogue titles (PAPER.md §5 `[CODE]`: the
+//! The item trie: a prefix tree over the token sequences of the catalogue titles (docs/method.md §5 `[CODE]`: the
 //! candidate continuations of constrained beam search).
 //!
 //! The caller passes `encode_target(title)` of every catalogue title, i.e. `encode('"' + title + '"\n') + [eos]`,

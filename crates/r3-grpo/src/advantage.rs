@@ -1,4 +1,4 @@
-//! Advantages from rewards (PAPER.md §4 stage 2, step 3; arXiv 2505.19092 Eq. (7)).
+//! Advantages from rewards (docs/method.md §4 stage 2, step 3; arXiv 2505.19092 Eq. (7)).
 //!
 //! Rewards come in pool order: group `g`'s `K` samples are entries `g·K .. g·K + K`, sample 0 of each group is
 //! the un-noised latent.

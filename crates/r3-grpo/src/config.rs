@@ -2,7 +2,7 @@
 //! ([`r3_train::parse_toml_with_schema`]: unknown keys are errors naming the key and the valid ones).
 //!
 //! Defaults are the official code's (\[CODE\], the R3 repository's LR-GRPO trainer and the TRL `GRPOConfig` it
-//! sets) or the paper's (\[PAPER\], PAPER.md §4 stage 2); \[OURS\] marks choices of this reproduction.
+//! sets) or the paper's (\[PAPER\], docs/method.md §4 stage 2); \[OURS\] marks choices of this reproduction.
 
 use std::path::Path;
 
@@ -59,7 +59,7 @@ pub struct GrpoDataConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Algorithm {
-    /// LR-GRPO (PAPER.md §4 stage 2): K noisy latents per prompt, reward from the target's log-probs, no decoding.
+    /// LR-GRPO (docs/method.md §4 stage 2): K noisy latents per prompt, reward from the target's log-probs, no decoding.
     LrGrpo,
     /// The original GRPO of the comparison figure: K constrained rollouts per prompt from the noisy latents,
     /// reward on the decoded items (default `exact_match`), group-normalised advantages.
@@ -281,7 +281,7 @@ impl GrpoConfig {
         Ok(r3_train::to_toml_string(self, "<resolved config>")?)
     }
 
-    /// Checks ranges and consistency (STYLE.md §4: group size ≥ 2, batch divisible by the advantage pool, the
+    /// Checks ranges and consistency (docs/conventions.md §4: group size ≥ 2, batch divisible by the advantage pool, the
     /// pool set explicitly).
     ///
     /// # Errors

@@ -1,4 +1,4 @@
-//! LatentR³'s second training stage (PAPER.md §4 stage 2; arXiv 2505.19092 §3.3): LR-GRPO and the original GRPO.
+//! LatentR³'s second training stage (docs/method.md §4 stage 2; arXiv 2505.19092 §3.3): LR-GRPO and the original GRPO.
 //!
 //! - [`GrpoConfig`] is the run configuration (`[model]`, `[data]`, `[grpo]`, `[train]`, `[eval]`, `[run]`),
 //!   read from TOML with `--set` overrides; defaults are the official code's (\[CODE\] σ = 1.5, K = 8, an

@@ -1,4 +1,4 @@
-//! Seeded latent noise for LR-GRPO's reparameterised sampling `r_k = r + ε_k`, `ε_k ~ N(0, σ²I)` (PAPER.md §4
+//! Seeded latent noise for LR-GRPO's reparameterised sampling `r_k = r + ε_k`, `ε_k ~ N(0, σ²I)` (docs/method.md §4
 //! stage 2, step 1).
 //!
 //! The noise of a micro-step depends only on `(seed, optimizer step, micro-step)`: a resumed run draws exactly the

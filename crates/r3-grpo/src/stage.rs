@@ -1,4 +1,4 @@
-//! The GRPO stage (PAPER.md §4 stage 2) of the generic loop: optimizer steps of `train.batch` prompts split into
+//! The GRPO stage (docs/method.md §4 stage 2) of the generic loop: optimizer steps of `train.batch` prompts split into
 //! micro-steps of one advantage pool each (gradient accumulation), AdamW on LatentRATT only with warm-up and
 //! cosine decay, global clipping, per-step diagnostics, validation by beam search (NDCG@k, higher is better).
 

@@ -1,5 +1,5 @@
 //! One GRPO micro-step: one advantage pool of `G` prompts × `K` samples, from the latents to the loss
-//! (PAPER.md §4 stage 2; arXiv 2505.19092 §3.3, Eq. (5)–(8)).
+//! (docs/method.md §4 stage 2; arXiv 2505.19092 §3.3, Eq. (5)–(8)).
 //!
 //! LR-GRPO ([`GrpoStep::lr_grpo`]):
 //! 1. pass 1 over the `G` prompts once ([`LatentModel::prefix`]); the latent `r` of each prompt;

@@ -1,4 +1,4 @@
-//! The GRPO trainer (PAPER.md §4 stage 2): [`crate::stage`]'s GRPO stage run by the generic loop of
+//! The GRPO trainer (docs/method.md §4 stage 2): [`crate::stage`]'s GRPO stage run by the generic loop of
 //! `r3-trainer` (seeded prompt order, the cosine schedule, periodic validation with the best checkpoint kept,
 //! atomic checkpoints and exact resume).
 //!

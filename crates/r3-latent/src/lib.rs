@@ -1,4 +1,4 @@
-//! LatentR³'s latent reasoning (PAPER.md §3; "Reinforced Latent Reasoning for LLM-based Recommendation",
+//! LatentR³'s latent reasoning (docs/method.md §3; "Reinforced Latent Reasoning for LLM-based Recommendation",
 //! arXiv 2505.19092, §3.2): the LatentRATT layer and the two-pass latent model over an `r3-backbone` decoder.
 //!
 //! - [`LatentRatt`] ([`LatentRattConfig`]) is the reasoning attention: from the final hidden states `H` of the

@@ -1,4 +1,4 @@
-//! The two-pass latent model of LatentR³ (PAPER.md §3; arXiv 2505.19092 §3.2, Eq. (2)–(4)).
+//! The two-pass latent model of LatentR³ (docs/method.md §3; arXiv 2505.19092 §3.2, Eq. (2)–(4)).
 //!
 //! Pass 1 runs the backbone over the prompt `x` and LatentRATT turns its final hidden states `H` into the latent
 //! `r`; pass 2 feeds `r` in place of the `<|Thought|>` embedding and scores the target `y`:
@@ -184,7 +184,7 @@ impl Targets {
     }
 }
 
-/// The SFT loss of a batch (PAPER.md §4, stage 1: `L = −Σ log P(y_i | x, r, y_<i)`).
+/// The SFT loss of a batch (docs/method.md §4, stage 1: `L = −Σ log P(y_i | x, r, y_<i)`).
 #[derive(Clone, Debug)]
 pub struct SftLoss {
     /// The mean cross-entropy over the batch's real target tokens, `[1]` (what `transformers` reports).
@@ -240,7 +240,7 @@ impl LatentModel {
     }
 
     /// Pass 1: the prompt's cache and final hidden states, and the latents `r_1..r_N` with
-    /// `r_i = LatentRATT(LLM_{−1}(x, r_1..r_{i−1}))` (PAPER.md §3; N = 1 is the official code).
+    /// `r_i = LatentRATT(LLM_{−1}(x, r_1..r_{i−1}))` (docs/method.md §3; N = 1 is the official code).
     ///
     /// The prompt's left padding is masked and positions count from each row's first real token, so a padded
     /// row gives what it gives alone.

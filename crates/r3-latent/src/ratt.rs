@@ -1,4 +1,4 @@
-//! LatentRATT, the reasoning attention of LatentR³ (PAPER.md §3, arXiv 2505.19092 §3.2): one attention step
+//! LatentRATT, the reasoning attention of LatentR³ (docs/method.md §3, arXiv 2505.19092 §3.2): one attention step
 //! from the last prompt position over the whole prompt's final hidden states, whose output `r` replaces the
 //! input embedding of the `<|Thought|>` token.
 //!

@@ -1,4 +1,4 @@
-//! The `<|Thought|>` vocabulary rows (PAPER.md §2–3): LatentR³ appends one token per latent position to the
+//! The `<|Thought|>` vocabulary rows (docs/method.md §2–3): LatentR³ appends one token per latent position to the
 //! vocabulary; its input embedding is replaced by the latent `r` in the two-pass forward, but the row remains in
 //! the (tied) LM head, so the log-softmax over the vocabulary includes it.
 

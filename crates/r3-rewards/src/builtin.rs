@@ -18,7 +18,7 @@ pub fn mean_log_prob(target_log_probs: &[f32]) -> Option<f64> {
     (!target_log_probs.is_empty()).then(|| sum_log_prob(target_log_probs) / target_log_probs.len() as f64)
 }
 
-/// The negative perplexity of a target, `s = −exp(−(1/|y|) Σ_i log π(y_i | x, r, y_<i))` (PAPER.md §4, step 2;
+/// The negative perplexity of a target, `s = −exp(−(1/|y|) Σ_i log π(y_i | x, r, y_<i))` (docs/method.md §4, step 2;
 /// the LR-GRPO reward of LatentR³, arXiv 2505.19092, §3.3); `None` when `|y| = 0`.
 ///
 /// For log-probs ≤ 0 the value lies in `[−∞, −1]`: −1 when the model is certain of every token, `−∞` when
@@ -78,7 +78,7 @@ fn from_decoded(
 }
 
 /// The LR-GRPO reward (`neg_ppl`): the negative perplexity of the ground-truth target under the sampled latent,
-/// `s_k = −exp(−(1/|y|) Σ_i log π(y_i | x, r_k, y_<i))` (\[PAPER\] LatentR³ §3.3; PAPER.md §4, step 2), with |y|
+/// `s_k = −exp(−(1/|y|) Σ_i log π(y_i | x, r_k, y_<i))` (\[PAPER\] LatentR³ §3.3; docs/method.md §4, step 2), with |y|
 /// counting every target token including EOS. Needs no decoding. No params.
 ///
 /// NOTE: the official trainer computes the mean in the model's dtype; we accumulate in f64, which agrees with the
@@ -161,7 +161,7 @@ impl Reward for LogLikelihood {
 
 /// The reward of vanilla GRPO (`exact_match`): 1 when the sample's decoded completion equals the target after the
 /// official stripping, `strip(completion) == strip(target)`, else 0 (\[CODE\] the original GRPO of the LatentR³
-/// comparison figure; PAPER.md §4, step 5). The completion is the sample's first candidate (GRPO decodes one per
+/// comparison figure; docs/method.md §4, step 5). The completion is the sample's first candidate (GRPO decodes one per
 /// sample; with beams, the best one); a sample with no candidate scores 0. Needs decoding. No params.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ExactMatch;
@@ -192,7 +192,7 @@ impl Reward for ExactMatch {
 
 /// The reciprocal rank of the target among the sample's decoded candidates (`rank`): `1 / (rank + 1)` with the
 /// 0-based rank of [`Decoded::rank`](crate::Decoded::rank), 0 when the target is absent. With 10 beams it takes the
-/// values 1, 1/2, …, 1/10 and 0: the per-sample MRR@10, a dense counterpart of HR@K (PAPER.md §5). Not in the
+/// values 1, 1/2, …, 1/10 and 0: the per-sample MRR@10, a dense counterpart of HR@K (docs/method.md §5). Not in the
 /// paper: an option for experiments. Needs decoding. No params.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Rank;

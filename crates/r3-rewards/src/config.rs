@@ -45,12 +45,12 @@ impl RewardSpec {
     }
 }
 
-/// The rewards of LR-GRPO: `[{ name = "neg_ppl", weight = 1.0 }]` (\[PAPER\] LatentR³ §3.3; PAPER.md §4).
+/// The rewards of LR-GRPO: `[{ name = "neg_ppl", weight = 1.0 }]` (\[PAPER\] LatentR³ §3.3; docs/method.md §4).
 pub fn lr_grpo_rewards() -> Vec<RewardSpec> {
     vec![RewardSpec::new(NegPpl::NAME, 1.0)]
 }
 
-/// The rewards of vanilla GRPO: `[{ name = "exact_match", weight = 1.0 }]` (\[CODE\]; PAPER.md §4, step 5).
+/// The rewards of vanilla GRPO: `[{ name = "exact_match", weight = 1.0 }]` (\[CODE\]; docs/method.md §4, step 5).
 pub fn grpo_rewards() -> Vec<RewardSpec> {
     vec![RewardSpec::new(ExactMatch::NAME, 1.0)]
 }

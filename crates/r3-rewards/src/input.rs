@@ -33,7 +33,7 @@ impl<'a> RewardInput<'a> {
 /// trainer decoded.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Sample<'a> {
-    /// `log π(y_i | x, r_k, y_<i)` for every target token `y_i`, EOS included, so `|y| = len` (PAPER.md §4, step 2).
+    /// `log π(y_i | x, r_k, y_<i)` for every target token `y_i`, EOS included, so `|y| = len` (docs/method.md §4, step 2).
     /// Natural-log probabilities, normalised over the full vocabulary.
     pub target_log_probs: &'a [f32],
     /// The decoded candidates and the target, present when the trainer decoded (it must, for every sample, when a

@@ -1,4 +1,4 @@
-//! LatentR³ reward functions (PAPER.md §4): what LR-GRPO and GRPO maximise.
+//! LatentR³ reward functions (docs/method.md §4): what LR-GRPO and GRPO maximise.
 //!
 //! - [`Reward`] is the trait: it receives a [`RewardInput`] (one [`Sample`] per sampled latent or completion: the
 //!   per-token log-probs of the target, EOS included, and, when the trainer decoded, the [`Decoded`] candidates
@@ -13,7 +13,7 @@
 //!   [`Registry`] into a [`Combined`] weighted sum. Downstream crates [register](Registry::register) their own
 //!   rewards; `docs/extending.md` walks through it.
 //!
-//! Rewards take log-probs as plain numbers, never a model or tensors (STYLE.md §10), so this crate has no burn
+//! Rewards take log-probs as plain numbers, never a model or tensors (docs/conventions.md §10), so this crate has no burn
 //! dependency. Implements the reward of LR-GRPO, Eq. for `s_k` in §3.3 of LatentR³ (arXiv 2505.19092).
 //!
 //! ```

@@ -5,12 +5,12 @@ use std::fmt::Debug;
 use crate::error::{Error, Result};
 use crate::input::RewardInput;
 
-/// A reward function of LR-GRPO or GRPO (PAPER.md §4): receives every sample of one group or batch and returns
+/// A reward function of LR-GRPO or GRPO (docs/method.md §4): receives every sample of one group or batch and returns
 /// one scalar per sample, in sample order; the trainer turns the scalars into advantages.
 ///
 /// Implement [`Reward::name`] and [`Reward::score`] (and [`Reward::needs_decoding`] when the reward reads decoded
 /// candidates); callers use [`Reward::evaluate`], which checks what `score` returns. A reward takes log-probs
-/// and decoded text, never a model or tensors (STYLE.md §10), so it can be tested without a model.
+/// and decoded text, never a model or tensors (docs/conventions.md §10), so it can be tested without a model.
 pub trait Reward: Send + Sync + Debug {
     /// The name that selects the reward in configs and appears in logs and errors (`neg_ppl`).
     fn name(&self) -> &str;

@@ -176,6 +176,20 @@ pub struct PopularityInfo {
     pub popular_items: usize,
 }
 
+/// `stream` of [`EvalMetrics`]: how the streaming evaluator used its batch.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamInfo {
+    /// The most users decoded together.
+    pub width: usize,
+    /// Mean generated positions per user.
+    pub steps_per_user: f64,
+    /// The share of the batch's rows that were live, over steps.
+    pub live_share: f64,
+    /// Decoding steps run.
+    pub steps: usize,
+}
+
 /// `metrics.json` of `latentr3 eval`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -196,6 +210,10 @@ pub struct EvalMetrics {
     pub guidance: Option<GuidanceInfo>,
     /// The per-user latency.
     pub latency: Latency,
+    /// The streaming evaluator's use of its batch (absent for fixed batches, for a session that only resumed
+    /// finished users, and in folders written before streaming existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamInfo>,
     /// The popularity split of the buckets.
     pub popularity: PopularityInfo,
     /// HR@K / NDCG@K by title, by item id and per popularity bucket.

@@ -6,7 +6,7 @@
 //! the wrong type are errors that name the key. Overrides are applied to the TOML value tree before it is
 //! deserialised, so they go through exactly the same checks as the file.
 //!
-//! These structs are never burn `Config`s (STYLE.md §4): burn's `#[config(default)]` values are not applied by
+//! These structs are never burn `Config`s (docs/conventions.md §4): burn's `#[config(default)]` values are not applied by
 //! serde and burn configs ignore unknown keys.
 
 use std::path::Path;
@@ -20,7 +20,7 @@ use toml::{Table, Value};
 use crate::error::{Error, Result};
 use crate::optim::FusedAdamW;
 
-/// The whole configuration of an SFT run (BIGRec, or the LatentR³ warm-up stage, PAPER.md §4 stage 1).
+/// The whole configuration of an SFT run (BIGRec, or the LatentR³ warm-up stage, docs/method.md §4 stage 1).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SftConfig {
@@ -113,7 +113,7 @@ pub struct DataConfig {
     pub dir: String,
     /// The file stem of the split files, e.g. `CDs_and_Vinyl_5_2015-10-2018-11`. \[OURS\] empty (must be set).
     pub stem: String,
-    /// The category word of the prompt (PAPER.md §2); empty = derived from the stem's category. \[CODE\]
+    /// The category word of the prompt (docs/method.md §2); empty = derived from the stem's category. \[CODE\]
     /// `category_dict`.
     pub category: String,
     /// The prompt wording. \[CODE\] `paper` (the official text with its typos).
@@ -150,7 +150,7 @@ impl Default for DataConfig {
     }
 }
 
-/// `[latent]`: the LatentRATT layer (PAPER.md §3).
+/// `[latent]`: the LatentRATT layer (docs/method.md §3).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LatentConfig {
@@ -173,7 +173,7 @@ impl Default for LatentConfig {
     }
 }
 
-/// `[paper]`: the paper cell an experiment file reproduces (STYLE.md §4). Not used by training; carried into
+/// `[paper]`: the paper cell an experiment file reproduces (docs/conventions.md §4). Not used by training; carried into
 /// the resolved config so that results can be put beside the paper's numbers.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -186,13 +186,13 @@ pub struct PaperCell {
     pub column: String,
     /// The paper's value; absent when the paper does not give it.
     pub expected: Option<f64>,
-    /// Where the value comes from (e.g. `PAPER.md §6, Table 1`).
+    /// Where the value comes from (e.g. `docs/method.md §6, Table 1`).
     pub source: String,
     /// What differs from the paper's setting (scale, data subset).
     pub note: String,
 }
 
-/// `[train]`: the optimisation (PAPER.md §4 stage 1, \[CODE\] hyper-parameters).
+/// `[train]`: the optimisation (docs/method.md §4 stage 1, \[CODE\] hyper-parameters).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
@@ -332,7 +332,7 @@ impl OptimizerSettings {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunConfig {
-    /// The folder of the run, or its parent when `timestamped`. \[OURS\] `runs/sft` (STYLE.md §9).
+    /// The folder of the run, or its parent when `timestamped`. \[OURS\] `runs/sft` (docs/conventions.md §9).
     pub output_dir: String,
     /// Whether the run folder is `output_dir/<UTC timestamp>` (`YYYYMMDD-HHMMSS`) rather than `output_dir`
     /// itself. \[OURS\] true.

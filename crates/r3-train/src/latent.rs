@@ -32,7 +32,7 @@ pub const RATT_FILE: &str = "latentratt.safetensors";
 pub const BACKBONE_DIR: &str = "backbone";
 
 impl SftModel for LatentModel {
-    /// The two-pass forward with the prompt prefix computed once (PAPER.md §3; `r3_latent::LatentModel::sft_loss`).
+    /// The two-pass forward with the prompt prefix computed once (docs/method.md §3; `r3_latent::LatentModel::sft_loss`).
     fn nll(&self, batch: &SftBatch) -> Nll {
         let loss = self.sft_loss(batch);
         Nll { sum: loss.sum, tokens: loss.n_tokens }

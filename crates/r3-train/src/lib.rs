@@ -1,4 +1,4 @@
-//! LatentR³ training runs (PAPER.md §4 stage 1): the SFT trainer of BIGRec and of the LatentR³ warm-up, its
+//! LatentR³ training runs (docs/method.md §4 stage 1): the SFT trainer of BIGRec and of the LatentR³ warm-up, its
 //! configs, run folders and checkpoints.
 //!
 //! - [`SftConfig`] is the run configuration (`[model]`, `[data]`, `[latent]`, `[train]`, `[run]`), read from

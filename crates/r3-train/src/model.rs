@@ -18,7 +18,7 @@ pub struct Nll {
 /// A model the SFT trainer can train: a burn [`Module`] (parameters, records, `valid()`) with a token loss,
 /// shared with a worker of rayon's pool for its forward and backward passes (hence `Sync`).
 ///
-/// The trainer forms the loss of a global batch as `Σ nll.sum / Σ nll.tokens` over its micro-batches (PAPER.md
+/// The trainer forms the loss of a global batch as `Σ nll.sum / Σ nll.tokens` over its micro-batches (docs/method.md
 /// §4: labels only on the target tokens), so `nll` must *sum*, not average. Implemented for
 /// `r3_latent::LatentModel` (the two-pass latent forward) and usable for any BIGRec-style decoder.
 pub trait SftModel: Module + Sync + 'static {

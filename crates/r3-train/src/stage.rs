@@ -1,4 +1,4 @@
-//! The SFT stage (PAPER.md §4 stage 1) of the generic loop: global batches split into accumulated micro-batches,
+//! The SFT stage (docs/method.md §4 stage 1) of the generic loop: global batches split into accumulated micro-batches,
 //! the loss normalised by the target tokens of the whole global batch, global grad-norm clipping, AdamW, the
 //! validation loss, and the data-parallel share of a step.
 

@@ -1,4 +1,4 @@
-//! The SFT trainer (PAPER.md §4 stage 1): [`crate::stage`]'s SFT stage run by the generic loop of `r3-trainer`
+//! The SFT trainer (docs/method.md §4 stage 1): [`crate::stage`]'s SFT stage run by the generic loop of `r3-trainer`
 //! (seeded epoch shuffles, the linear warm-up/decay schedule, validation, early stopping with the best checkpoint
 //! restored, atomic checkpoints and exact resume).
 

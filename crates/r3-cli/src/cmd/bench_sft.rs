@@ -2,7 +2,7 @@
 //!
 //! The batch is the first `--batch` rows of the CDs train split, encoded with the paper template and one
 //! `<|Thought|>` token (`--no-latent` for BIGRec). One step is exactly the trainer's
-//! ([`r3_train::SftTrainer::train_step`]): the prompt prefix computed once and reused by pass 2 (PAPER.md §3),
+//! ([`r3_train::SftTrainer::train_step`]): the prompt prefix computed once and reused by pass 2 (docs/method.md §3),
 //! LatentRATT, the cross-entropy over the target tokens, backward through everything, global grad-norm clipping
 //! and AdamW. The median over `--runs` timed steps after `--warmup` untimed ones (default 2) is reported, with the peak
 //! resident memory of the process. `bench/sft_vs_torch.py` runs the official two-full-pass step in PyTorch on

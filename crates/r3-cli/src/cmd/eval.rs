@@ -1,4 +1,4 @@
-//! `latentr3 eval`: ranked recommendations for the users of a split and their HR@K / NDCG@K (PAPER.md §5), into a
+//! `latentr3 eval`: ranked recommendations for the users of a split and their HR@K / NDCG@K (docs/method.md §5), into a
 //! run folder, resumable.
 //!
 //! The model is a folder written by `latentr3 train sft` (`--checkpoint RUN_DIR/model`: LatentR³, BIGRec or an

@@ -1,4 +1,4 @@
-//! `latentr3 train sft`: supervised fine-tuning of BIGRec or of the LatentR³ warm-up stage (PAPER.md §4 stage 1).
+//! `latentr3 train sft`: supervised fine-tuning of BIGRec or of the LatentR³ warm-up stage (docs/method.md §4 stage 1).
 //!
 //! Reads a TOML run configuration (`experiments/sft/*.toml`, keys in `r3_train::SftConfig`) with `--set`
 //! overrides, loads the backbone on an autodiff device, appends the `<|Thought|>` row and a fresh LatentRATT,

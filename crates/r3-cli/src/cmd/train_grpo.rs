@@ -1,4 +1,4 @@
-//! `latentr3 train grpo`: LatentR³'s second stage (PAPER.md §4 stage 2), LR-GRPO or the original GRPO, starting
+//! `latentr3 train grpo`: LatentR³'s second stage (docs/method.md §4 stage 2), LR-GRPO or the original GRPO, starting
 //! from the model folder of an SFT run (`model.checkpoint = "RUN_DIR/model"`).
 //!
 //! Reads a TOML run configuration (`experiments/grpo/*.toml`, keys in `r3_grpo::GrpoConfig`) with `--set`

@@ -13,7 +13,7 @@ fn sizes(ds: &Dataset) -> [usize; 4] {
 
 #[test]
 fn both_real_datasets_load_with_the_documented_sizes() {
-    // The sizes of DATASETS.md.
+    // The sizes of docs/data.md.
     let cds = Dataset::load(&data_root(), CDS).unwrap();
     assert_eq!(sizes(&cds), [5841, 10_696, 6156, 6157]);
     let ind = Dataset::load(&data_root(), INDUSTRIAL).unwrap();
