@@ -19,6 +19,10 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use super::Progress;
 use crate::error::{Error, Result};
 
+mod title;
+use title::acceptable;
+pub use title::{TitleOutcome, check_title, clean_title_once};
+
 /// A small multiplicative hasher (the "Fx" hash of rustc): much faster than SipHash on short ASIN and reviewer
 /// strings, and the inputs are not adversarial.
 #[derive(Default, Clone, Copy)]
@@ -356,68 +360,6 @@ pub fn read_reviews(path: &Path, progress: &dyn Progress) -> Result<Reviews> {
     Ok(out)
 }
 
-/// What the title check of `process.py` makes of one metadata record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TitleOutcome {
-    /// The record has no `title`: the ASIN is removed.
-    Missing,
-    /// The title contains `<span id` (scraped HTML): the ASIN is removed.
-    SpanId,
-    /// The cleaned title has at most one character: the ASIN is removed.
-    TooShort(String),
-    /// The cleaned title has more than 20 space-separated words: the ASIN is removed.
-    TooLong(String),
-    /// The cleaned title is kept (`id_title[asin] = title`).
-    Kept(String),
-}
-
-/// One cleaning pass of `process.py`:
-/// `title.replace("&quot;", "\"").replace("&amp;", "&").strip(" ").strip("\"")`.
-///
-/// Python's `strip(chars)` removes every leading and trailing character in `chars`, so `strip(" ")` removes only
-/// spaces (not tabs or newlines) and the quote strip runs after the space strip: `' "A" '` becomes `A` but
-/// `'" A "'` becomes `' A '`.
-pub fn clean_title_once(title: &str) -> String {
-    title.replace("&quot;", "\"").replace("&amp;", "&").trim_matches(' ').trim_matches('"').to_string()
-}
-
-/// The title rule of `process.py` for one metadata record, with `passes` cleaning passes (1 normally; see
-/// [`Metadata::titles`] for why there can be more).
-///
-/// A title containing `<span id` is rejected before cleaning. Otherwise the cleaned title is kept when it has
-/// more than one character (Python's `len`: code points) and at most 20 words of `split(" ")` (single spaces,
-/// so `"a  b"` counts three words).
-pub fn check_title(title: Option<&str>, passes: usize) -> TitleOutcome {
-    let Some(title) = title else { return TitleOutcome::Missing };
-    if title.contains("<span id") {
-        return TitleOutcome::SpanId;
-    }
-    let mut t = clean_title_once(title);
-    for _ in 1..passes {
-        let next = clean_title_once(&t);
-        if next == t {
-            break; // a fixed point: further passes change nothing
-        }
-        t = next;
-    }
-    if t.chars().count() <= 1 {
-        TitleOutcome::TooShort(t)
-    } else if !fits_length(&t) {
-        TitleOutcome::TooLong(t)
-    } else {
-        TitleOutcome::Kept(t)
-    }
-}
-
-/// The length rule of `process.py` on a cleaned title: `len(title) > 1 and len(title.split(" ")) <= 20`.
-fn acceptable(t: &str) -> bool {
-    t.chars().nth(1).is_some() && fits_length(t)
-}
-
-fn fits_length(t: &str) -> bool {
-    t.split(' ').nth(20).is_none()
-}
-
 /// Per-record counts of a metadata file (over all records, whether or not a review mentions the ASIN), from the
 /// first cleaning pass.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -639,98 +581,4 @@ pub fn read_metadata(path: &Path, items: &Interner, progress: &dyn Progress) -> 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn kept(t: &str) -> TitleOutcome {
-        TitleOutcome::Kept(t.to_string())
-    }
-
-    #[test]
-    fn titles_are_cleaned_as_python_does() {
-        // Each expectation follows the Python expression in the doc of `clean_title_once`.
-        assert_eq!(check_title(Some("Tom &amp; Jerry"), 1), kept("Tom & Jerry"));
-        assert_eq!(check_title(Some("&quot;Thriller&quot;"), 1), kept("Thriller"));
-        assert_eq!(check_title(Some("  \"Abbey Road\"  "), 1), kept("Abbey Road"));
-        // The space strip runs first, so spaces inside the quotes survive.
-        assert_eq!(check_title(Some("\" Padded \""), 1), kept(" Padded "));
-        // Only spaces are stripped, not tabs.
-        assert_eq!(check_title(Some("\tTabbed "), 1), kept("\tTabbed"));
-        // `&amp;quot;` needs two passes to become a quote.
-        assert_eq!(check_title(Some("&amp;quot;Hi&amp;quot;"), 1), kept("&quot;Hi&quot;"));
-        assert_eq!(check_title(Some("&amp;quot;Hi&amp;quot;"), 2), kept("Hi"));
-        assert_eq!(check_title(Some("\" Padded \""), 2), kept("Padded"));
-    }
-
-    #[test]
-    fn titles_are_rejected_as_python_does() {
-        assert_eq!(check_title(None, 1), TitleOutcome::Missing);
-        assert_eq!(check_title(Some("<span id=\"x\">A</span>"), 1), TitleOutcome::SpanId);
-        // `<span class` is not `<span id`: such titles are kept (the CDs data has 87 of them).
-        assert!(matches!(check_title(Some("<span class=\"a\""), 1), TitleOutcome::Kept(_)));
-        assert_eq!(check_title(Some("\"\"X\"\""), 1), TitleOutcome::TooShort("X".into()));
-        assert_eq!(check_title(Some("é"), 1), TitleOutcome::TooShort("é".into()));
-        assert_eq!(check_title(Some("éé"), 1), kept("éé"));
-        let twenty = ["w"; 20].join(" ");
-        assert_eq!(check_title(Some(&twenty), 1), kept(&twenty));
-        let twenty_one = ["w"; 21].join(" ");
-        assert_eq!(check_title(Some(&twenty_one), 1), TitleOutcome::TooLong(twenty_one.clone()));
-        // Double spaces make empty words, as `split(" ")` does.
-        let spaced = ["w"; 11].join("  ");
-        assert!(matches!(check_title(Some(&spaced), 1), TitleOutcome::TooLong(_)));
-    }
-
-    #[test]
-    fn removal_wins_over_a_title_from_another_record() {
-        let mut items = Interner::default();
-        let a = items.intern("A").unwrap();
-        let b = items.intern("B").unwrap();
-        let c = items.intern("C").unwrap();
-        let meta = Metadata {
-            records: vec![
-                (a, RawTitle::Text("First".into())),
-                (a, RawTitle::Text("Second".into())),
-                (b, RawTitle::Text("Kept".into())),
-                (b, RawTitle::Rejected),
-            ],
-            stats: MetadataStats::default(),
-        };
-        let titles = meta.titles(items.len(), 1);
-        assert_eq!(titles[a as usize].as_deref(), Some("Second"));
-        assert_eq!(titles[b as usize], None);
-        assert_eq!(titles[c as usize], None);
-    }
-
-    #[test]
-    fn later_passes_clean_the_already_cleaned_titles() {
-        let mut items = Interner::default();
-        let (a, b, c) = (items.intern("A").unwrap(), items.intern("B").unwrap(), items.intern("C").unwrap());
-        let long = format!("\" {} \"", ["w"; 20].join(" ")); // 22 words after one pass (empty ends), 20 after two
-        let meta = Metadata {
-            records: vec![
-                (a, RawTitle::Text("&amp;quot;Hi&amp;quot;".into())),
-                (b, RawTitle::Text(long.into())),
-                (c, RawTitle::Text("Plain".into())),
-            ],
-            stats: MetadataStats::default(),
-        };
-        let one = meta.titles(items.len(), 1);
-        assert_eq!(one, [Some("&quot;Hi&quot;".to_string()), None, Some("Plain".into())]);
-        let two = meta.titles(items.len(), 2);
-        assert_eq!(two, [Some("Hi".to_string()), Some(["w"; 20].join(" ")), Some("Plain".into())]);
-        assert_eq!(meta.titles(items.len(), 9), two);
-        assert_eq!(check_title(Some("&amp;quot;Hi&amp;quot;"), 9), kept("Hi"));
-    }
-
-    #[test]
-    fn the_interner_numbers_in_first_appearance_order() {
-        let mut i = Interner::default();
-        assert_eq!(i.intern("x"), Some(0));
-        assert_eq!(i.intern("y"), Some(1));
-        assert_eq!(i.intern("x"), Some(0));
-        assert_eq!(i.get("y"), Some(1));
-        assert_eq!(i.get("z"), None);
-        assert_eq!(i.name(1), "y");
-        assert_eq!(i.len(), 2);
-    }
-}
+mod tests;
