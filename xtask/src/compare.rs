@@ -93,7 +93,7 @@ pub fn reference_comparisons(
         let run = runs.iter().find(|p| p.id == r.manifest.report.run).context("the reference's report run")?;
         if run_state(run) != RunState::Done {
             missing.push(format!(
-                "`{name}` is not done at the {} scale: run it, then rerun this experiment (its runs are done: seconds)",
+                "`{name}`: it is not done at the {} scale; run it, then rerun this experiment (its own runs are done, so that takes seconds)",
                 setting.scale
             ));
             continue;
