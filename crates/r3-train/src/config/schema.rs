@@ -24,13 +24,16 @@ pub fn parse_toml_with_schema<T: Serialize + DeserializeOwned>(
         toml::from_str(text).map_err(|e| Error::Toml { origin: origin.into(), message: e.to_string() })?;
     let schema = schema(full)?;
     check_keys(&tree, &schema, "", origin)?;
+    // The key each override set, so that a value of the wrong type is blamed on its `--set`, not on the file.
+    let mut set_by: Vec<(String, String)> = Vec::new();
     for arg in overrides {
         let (key, value) = parse_override(arg)?;
         let path: Vec<&str> = key.split('.').collect();
         check_path(&path, &schema, &format!("--set {arg}"))?;
         set_path(&mut tree, &path, value, arg)?;
+        set_by.push((key, format!("--set {arg}")));
     }
-    deserialize(tree, &schema, origin)
+    deserialize(tree, &schema, origin, &set_by)
 }
 
 /// Writes a configuration as pretty TOML (`origin` names it in the error).
@@ -154,7 +157,14 @@ pub(super) fn set_path(tree: &mut Table, path: &[&str], value: Value, arg: &str)
 }
 
 /// Deserialises the tree; on failure, finds the first leaf whose value alone breaks the defaults, to name it.
-pub(super) fn deserialize<T: DeserializeOwned>(tree: Table, schema: &Table, origin: &str) -> Result<T> {
+/// Deserialises `tree`; a value of the wrong type is reported with its key and its origin: the `--set` argument
+/// that set it (the last one, from `set_by`: key and argument), else `origin`.
+pub(super) fn deserialize<T: DeserializeOwned>(
+    tree: Table,
+    schema: &Table,
+    origin: &str,
+    set_by: &[(String, String)],
+) -> Result<T> {
     match Value::Table(tree.clone()).try_into::<T>() {
         Ok(c) => Ok(c),
         Err(e) => {
@@ -168,9 +178,11 @@ pub(super) fn deserialize<T: DeserializeOwned>(tree: Table, schema: &Table, orig
                 }
                 if let Err(leaf_err) = Value::Table(probe).try_into::<T>() {
                     let expected = lookup(schema, &parts).map_or("another type", Value::type_str);
+                    let key = path.join(".");
+                    let origin = set_by.iter().rev().find(|(k, _)| *k == key).map_or(origin, |(_, arg)| arg.as_str());
                     return Err(Error::BadValue {
                         origin: origin.into(),
-                        key: path.join("."),
+                        key,
                         message: format!(
                             "{} (got `{value}`, expected a {expected}; see the defaults in config.resolved.toml)",
                             leaf_err.message().trim()

@@ -31,3 +31,15 @@ fn subset_is_seeded_and_without_repeats() {
     assert_eq!(s.len(), 10);
     assert_eq!(seeded_subset(5, 0, 3), vec![0, 1, 2, 3, 4]);
 }
+
+/// A `--set` value of the wrong type is blamed on the `--set` argument, not on the config file (issue 22 item 10).
+#[test]
+fn a_bad_override_value_names_the_override_not_the_file() {
+    let err = SftConfig::from_toml_str("[train]\nlr = 1e-4\n", "exp.toml", &["train.lr=abc".into()]).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.starts_with("--set train.lr=abc: config key `train.lr`"), "{msg}");
+    assert!(!msg.contains("exp.toml"), "{msg}");
+    // A wrong type in the file itself is still the file's.
+    let msg = SftConfig::from_toml_str("[train]\nlr = \"x\"\n", "exp.toml", &[]).unwrap_err().to_string();
+    assert!(msg.starts_with("exp.toml: config key `train.lr`"), "{msg}");
+}
