@@ -216,6 +216,13 @@ pub fn is_model_dir(dir: &Path) -> bool {
 /// A missing or malformed file, naming it.
 pub fn load_model_dir(dir: &Path, device: &Device) -> Result<LatentSetup> {
     let meta_path = dir.join(LATENT_FILE);
+    if !dir.is_dir() {
+        return Err(Error::Checkpoint {
+            path: dir.to_path_buf(),
+            message: "no such folder: give the `model/` folder that `latentr3 train sft` writes in its run folder"
+                .into(),
+        });
+    }
     if !meta_path.is_file() {
         return Err(Error::Checkpoint {
             path: dir.to_path_buf(),
@@ -273,4 +280,21 @@ pub fn load_model_dir(dir: &Path, device: &Device) -> Result<LatentSetup> {
     }
     let model = LatentModel::new(backbone, ratt, meta.thought_id, meta.n_latent);
     Ok(LatentSetup { model, encoder, backbone_config })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A model folder that does not exist is named as missing, not as a folder without `latent.json`.
+    #[test]
+    fn a_missing_model_folder_is_named_as_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("no-such-run").join("model");
+        let msg = load_model_dir(&missing, &crate::test_device()).err().expect("an error").to_string();
+        assert!(msg.contains("no such folder") && msg.contains("no-such-run"), "{msg}");
+        std::fs::create_dir_all(&missing).unwrap();
+        let msg = load_model_dir(&missing, &crate::test_device()).err().expect("an error").to_string();
+        assert!(msg.contains("no latent.json"), "{msg}");
+    }
 }
