@@ -291,10 +291,12 @@ mod tests {
     fn a_missing_model_folder_is_named_as_missing() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("no-such-run").join("model");
-        let msg = load_model_dir(&missing, &crate::test_device()).err().expect("an error").to_string();
+        let Err(e) = load_model_dir(&missing, &crate::test_device()) else { panic!("loaded a missing model") };
+        let msg = e.to_string();
         assert!(msg.contains("no such folder") && msg.contains("no-such-run"), "{msg}");
         std::fs::create_dir_all(&missing).unwrap();
-        let msg = load_model_dir(&missing, &crate::test_device()).err().expect("an error").to_string();
+        let Err(e) = load_model_dir(&missing, &crate::test_device()) else { panic!("loaded a missing model") };
+        let msg = e.to_string();
         assert!(msg.contains("no latent.json"), "{msg}");
     }
 }
