@@ -9,9 +9,10 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::ModuleOptimizer;
 use burn::store::ModuleRecord;
+use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -283,4 +284,19 @@ pub fn load_model<M: Module>(dir: &Path, model: M) -> Result<M> {
 pub fn load_optimizer(dir: &Path, optimizer: ModuleOptimizer) -> Result<ModuleOptimizer> {
     let path = dir.join(OPTIMIZER_FILE);
     optimizer.load(&path).map_err(|e| Error::record(&path, e))
+}
+
+/// Every float parameter of `module` as the raw bits of its f32 values, in visiting order: what a resumed run must
+/// reproduce exactly (the kill-and-resume tests compare these).
+pub fn parameter_bits<M: Module>(module: &M) -> Vec<Vec<u32>> {
+    struct Collect(Vec<Vec<u32>>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const N: usize>(&mut self, p: &Param<Tensor<N>>) {
+            let v: Vec<f32> = p.val().into_data().convert::<f32>().try_to_vec().expect("f32");
+            self.0.push(v.into_iter().map(f32::to_bits).collect());
+        }
+    }
+    let mut c = Collect(Vec::new());
+    module.visit(&mut c);
+    c.0
 }

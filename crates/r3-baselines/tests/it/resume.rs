@@ -4,29 +4,15 @@
 //! Without dropout: burn draws dropout masks from the device's global generator, whose state a checkpoint cannot
 //! hold, so a resumed run with dropout is a statistically equal run, not the same one.
 
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::Tensor;
 use r3_baselines::{
     BaselineExperiment, BaselineRecord, Error, Evaluator, FitInput, ModelKind, Sequences, TrainSettings, fit,
     seed_device,
 };
 use r3_metrics::Cutoffs;
+use r3_trainer::checkpoint::parameter_bits;
 use r3_trainer::run::read_metrics;
 
 use crate::common::{catalogue, cycle_rows, test_device};
-
-fn bits<M: Module>(m: &M) -> Vec<Vec<u32>> {
-    struct Collect(Vec<Vec<u32>>);
-    impl ModuleVisitor for Collect {
-        fn visit_float<const N: usize>(&mut self, p: &Param<Tensor<N>>) {
-            let v: Vec<f32> = p.val().into_data().convert::<f32>().try_to_vec().expect("f32");
-            self.0.push(v.into_iter().map(f32::to_bits).collect());
-        }
-    }
-    let mut c = Collect(Vec::new());
-    m.visit(&mut c);
-    c.0
-}
 
 #[test]
 fn a_killed_baseline_run_resumes_to_bit_identical_weights() -> anyhow::Result<()> {
@@ -69,7 +55,7 @@ fn a_killed_baseline_run_resumes_to_bit_identical_weights() -> anyhow::Result<()
     assert!(resumed.finished);
     assert_eq!(resumed.history.len(), 4, "the history of the first session is kept");
     assert_eq!((resumed.best_epoch, resumed.best_ndcg10), (full.best_epoch, full.best_ndcg10));
-    assert!(bits(&full.model) == bits(&resumed.model), "the resumed weights differ");
+    assert!(parameter_bits(&full.model) == parameter_bits(&resumed.model), "the resumed weights differ");
     let again: Vec<BaselineRecord> = read_metrics(&b)?;
     assert_eq!(again.len(), records.len(), "every step and epoch once");
     Ok(())

@@ -8,25 +8,9 @@ mod linear_stage;
 
 use std::path::Path;
 
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::Tensor;
 use linear_stage::{LinearRecord, train};
-use r3_trainer::checkpoint::{self, CHECKPOINTS_DIR, LATEST_FILE, STATE_FILE};
+use r3_trainer::checkpoint::{self, CHECKPOINTS_DIR, LATEST_FILE, STATE_FILE, parameter_bits};
 use r3_trainer::run::read_metrics;
-
-/// Every float parameter of a module, as raw bits.
-fn bits<M: Module>(m: &M) -> Vec<Vec<u32>> {
-    struct Collect(Vec<Vec<u32>>);
-    impl ModuleVisitor for Collect {
-        fn visit_float<const N: usize>(&mut self, p: &Param<Tensor<N>>) {
-            let v: Vec<f32> = p.val().into_data().convert::<f32>().try_to_vec().expect("f32");
-            self.0.push(v.into_iter().map(f32::to_bits).collect());
-        }
-    }
-    let mut c = Collect(Vec::new());
-    m.visit(&mut c);
-    c.0
-}
 
 /// 40 points in batches of 8: 5 steps per epoch, 3 epochs = 15 steps; checkpoints every 2 steps and at each
 /// epoch-end validation.
@@ -45,7 +29,7 @@ fn the_example_stage_trains_validates_and_logs_typed_records() -> anyhow::Result
     assert_eq!((losses.len(), evals), (15, 3));
     assert!(losses[14] < 0.5 * losses[0], "the loss falls: {losses:?}");
     assert!(tmp.path().join("summary.json").is_file() && tmp.path().join("env.json").is_file());
-    assert!(!bits(stage.model()).is_empty());
+    assert!(!parameter_bits(stage.model()).is_empty());
     Ok(())
 }
 
@@ -66,7 +50,10 @@ fn kill_and_resume_gives_bit_identical_weights() -> anyhow::Result<()> {
     assert!(latest.ends_with("step-00000006"), "{}", latest.display());
     let (b, summary) = train(&b_dir, None)?;
     assert!(summary.finished && summary.steps == 15);
-    assert!(bits(a.model()) == bits(b.model()), "the resumed weights differ from the uninterrupted run's");
+    assert!(
+        parameter_bits(a.model()) == parameter_bits(b.model()),
+        "the resumed weights differ from the uninterrupted run's"
+    );
     let la: Vec<LinearRecord> = read_metrics(&tmp.path().join("a"))?;
     let lb: Vec<LinearRecord> = read_metrics(&b_dir)?;
     assert_eq!(la, lb, "the resumed metrics replay step 7 once");
@@ -141,6 +128,6 @@ fn a_missing_latest_pointer_falls_back_to_the_newest_checkpoint() -> anyhow::Res
     assert!(s.finished);
     let records: Vec<LinearRecord> = read_metrics(&dir)?;
     assert_eq!(records.iter().filter(|r| matches!(r, LinearRecord::Step { .. })).count(), 15, "no step trained twice");
-    assert!(bits(full.model()) == bits(resumed.model()));
+    assert!(parameter_bits(full.model()) == parameter_bits(resumed.model()));
     Ok(())
 }
